@@ -1,0 +1,193 @@
+"""Settings from the environment, validated once at start.
+
+Every problem is reported as one line naming the variable, before any network call,
+so a typo in `.env` never turns into a half-started daemon.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlparse
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; `str()` is the one line shown to the user."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Settings:
+    intercom_access_token: str
+    intercom_admin_id: str
+    intercom_api_base: str = "https://api.intercom.io"
+    intercom_api_version: str = "2.16"
+    intercom_timeout: float = 30.0
+    openai_api_key: str = ""
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o"
+    openai_timeout: float = 60.0
+    openai_max_retries: int = 2
+    confidence_threshold: float = 0.8
+    poll_interval: float = 60.0
+    debounce_seconds: float = 15.0
+    concurrency: int = 4
+    state_file: Path = Path("sessions.json")
+    data_dir: Path = Path("data")
+    max_message_age_hours: float = 24.0
+    skip_assigned_to_others: bool = True
+    session_ttl_hours: float = 24.0
+    max_attempts: int = 5
+    log_level: str = "INFO"
+    log_format: str = "text"
+
+    def secrets(self) -> list[str]:
+        """Values that must never reach a log line."""
+        return [s for s in (self.intercom_access_token, self.openai_api_key) if s]
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build `Settings` from `env` (default: the process environment).
+
+    Raises `ConfigError` for the first problem found, in the order of the README table.
+    """
+    env = os.environ if env is None else env
+    reader = _Reader(env)
+    settings = Settings(
+        intercom_access_token=reader.required("INTERCOM_ACCESS_TOKEN"),
+        intercom_admin_id=reader.get("INTERCOM_ADMIN_ID", "", _admin_id, required=True),
+        intercom_api_base=reader.get("INTERCOM_API_BASE", "https://api.intercom.io", _url).rstrip(
+            "/"
+        ),
+        intercom_api_version=reader.get("INTERCOM_API_VERSION", "2.16", _nonempty),
+        intercom_timeout=reader.get("INTERCOM_TIMEOUT", 30.0, _number(0.1, 600)),
+        openai_api_key=reader.required("OPENAI_API_KEY"),
+        openai_base_url=reader.get("OPENAI_BASE_URL", None, _url),
+        openai_model=reader.get("OPENAI_MODEL", "gpt-4o", _nonempty),
+        openai_timeout=reader.get("OPENAI_TIMEOUT", 60.0, _number(0.1, 3600)),
+        openai_max_retries=reader.get("OPENAI_MAX_RETRIES", 2, _integer(0, 10)),
+        confidence_threshold=reader.get("CONFIDENCE_THRESHOLD", 0.8, _number(0, 1)),
+        poll_interval=reader.get("POLL_INTERVAL", 60.0, _number(1, 86400)),
+        debounce_seconds=reader.get("DEBOUNCE_SECONDS", 15.0, _number(0, 3600)),
+        concurrency=reader.get("CONCURRENCY", 4, _integer(1, 64)),
+        state_file=reader.get("STATE_FILE", Path("sessions.json"), _path),
+        data_dir=reader.get("DATA_DIR", Path("data"), _path),
+        max_message_age_hours=reader.get("MAX_MESSAGE_AGE_HOURS", 24.0, _number(0.01, 24 * 365)),
+        skip_assigned_to_others=reader.get("SKIP_ASSIGNED_TO_OTHERS", True, _boolean),
+        session_ttl_hours=reader.get("SESSION_TTL_HOURS", 24.0, _number(0.01, 24 * 365)),
+        max_attempts=reader.get("MAX_ATTEMPTS", 5, _integer(1, 100)),
+        log_level=reader.get("LOG_LEVEL", "INFO", _choice(LOG_LEVELS, upper=True)),
+        log_format=reader.get("LOG_FORMAT", "text", _choice(("text", "json"))),
+    )
+    return settings
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def required(self, name: str) -> str:
+        return self.get(name, "", _nonempty, required=True)
+
+    def get(
+        self,
+        name: str,
+        default: T,
+        parse: Callable[[str], T],
+        *,
+        required: bool = False,
+    ) -> T:
+        raw = self._env.get(name, "").strip()
+        if not raw:
+            if required:
+                raise ConfigError(name, "is required but not set")
+            return default
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise ConfigError(name, f"{exc} (got {_shown(name, raw)})") from None
+
+
+def _shown(name: str, raw: str) -> str:
+    """Echo a bad value back, unless the variable may hold a secret."""
+    if any(word in name for word in ("TOKEN", "KEY", "SECRET")):
+        return "a hidden value"
+    return repr(raw if len(raw) <= 80 else raw[:77] + "...")
+
+
+def _nonempty(raw: str) -> str:
+    return raw
+
+
+def _admin_id(raw: str) -> str:
+    if not raw.isdigit():
+        raise ValueError("must be the numeric id of an Intercom teammate (see GET /me)")
+    return raw
+
+
+def _url(raw: str) -> str:
+    parsed = urlparse(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    return raw
+
+
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _number(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError("must be a number") from None
+        if value != value or not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return value
+
+    return parse
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.upper() if upper else raw.lower()
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return parse

@@ -1,0 +1,450 @@
+"""One conversation: read -> assess -> draft -> decide -> re-read -> act -> record.
+
+Exactly once, in order of the dangers:
+- before posting, the intent is recorded (`SENDING`); after a crash the conversation is
+  searched for our own part before anything is sent again;
+- a write that timed out or failed with 5xx is checked the same way, never retried blind;
+- right before posting, the conversation is read again: a teammate who answered wins,
+  and a customer who wrote again gets one answer covering everything;
+- Intercom itself is the last word: a conversation whose last comment is ours, or that
+  carries our hand-off note, is never answered again, whatever the state file says.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from .conversation import NOTE_MARKER, Conversation, Message
+from .draft import Draft
+from .intercom import AmbiguousWriteError, IntercomClient, IntercomError
+from .markup import text_to_html
+from .policy import Action, Decision, decide
+from .responder import DraftRequest, Responder
+from .store import (
+    AWAITING_USER_REPLY,
+    FAILED,
+    HANDED_OFF,
+    READY_FOR_RESPONSE,
+    SENDING,
+    SKIPPED,
+    WAITING,
+    ConversationRecord,
+    StateStore,
+)
+from .triage import Assessment, Rules, assess
+
+log = logging.getLogger(__name__)
+
+#: How often one poll drafts again when the customer keeps writing during drafting.
+MAX_REDRAFTS = 3
+#: Tries of one post whose outcome was unknown (checked in between).
+MAX_POST_TRIES = 3
+#: Context given to the model.
+TRANSCRIPT_MESSAGES = 20
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    rules: Rules
+    confidence_threshold: float
+    max_attempts: int = 5
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 1800.0
+
+    @property
+    def admin_id(self) -> str:
+        return self.rules.admin_id
+
+
+@dataclass(frozen=True)
+class Outcome:
+    conversation_id: str
+    status: str  # replied, noted, recovered, waiting, skipped, dropped, abandoned, failed, dry-run
+    reason: str
+    decision: Decision | None = None
+    draft: Draft | None = None
+
+    @property
+    def acted(self) -> bool:
+        return self.status in ("replied", "noted")
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        intercom: IntercomClient,
+        responder: Responder,
+        store: StateStore,
+        settings: PipelineSettings,
+        dry_run: bool = False,
+        clock: Callable[[], float] = time.time,
+        stopping: threading.Event | None = None,
+        report: Callable[[Outcome], None] | None = None,
+    ) -> None:
+        self._intercom = intercom
+        self._responder = responder
+        self._store = store
+        self._settings = settings
+        self._dry_run = dry_run
+        self._clock = clock
+        self._stopping = stopping or threading.Event()
+        self._report = report
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def handle(self, conversation_id: str) -> Outcome:
+        """Never raises for a problem with this one conversation: it is recorded."""
+        with self._lock_for(conversation_id):
+            try:
+                outcome = self._handle(conversation_id)
+            except Exception as exc:  # one conversation must never stop the others
+                outcome = self._failed(conversation_id, exc)
+        self._log(outcome)
+        if self._report is not None:
+            self._report(outcome)
+        return outcome
+
+    # --- the steps ---------------------------------------------------------------------
+
+    def _handle(self, conversation_id: str) -> Outcome:
+        record = self._store.get(conversation_id)
+        conversation = self._read(conversation_id)
+        if record and record.state == SENDING and record.customer_part_id:
+            landed = self._landed(conversation, record.action, record.customer_part_id)
+            if landed is not None:
+                return self._done(
+                    record, record.action or "reply", landed, conversation, recovered=True
+                )
+        assessment = assess(conversation, self._settings.rules, self._clock())
+        if assessment.newest is not None and assessment.wait_until is not None:
+            return self._wait(record, conversation, assessment.newest, assessment.wait_until)
+        if not assessment.answerable:
+            return self._skip(record, conversation, assessment.skip_reason or "nothing to answer")
+        return self._answer(conversation, assessment, record)
+
+    def _answer(
+        self, conversation: Conversation, assessment: Assessment, record: ConversationRecord | None
+    ) -> Outcome:
+        for _ in range(MAX_REDRAFTS):
+            newest = assessment.newest
+            assert newest is not None
+            attempts = (
+                record.attempts if record and record.customer_part_id == newest.part_id else 0
+            )
+            record = self._record(
+                record,
+                conversation.id,
+                READY_FOR_RESPONSE,
+                customer_part_id=newest.part_id,
+                attempts=attempts,
+                seen_updated_at=conversation.updated_at,
+                seen_at=conversation.fetched_at,
+                due_at=None,
+                action=None,
+            )
+            draft = self._responder.draft(
+                DraftRequest(
+                    conversation_id=conversation.id,
+                    customer_name=conversation.customer_name,
+                    transcript=tuple(conversation.transcript(TRANSCRIPT_MESSAGES)),
+                    pending=assessment.pending,
+                )
+            )
+            decision = decide(draft, self._settings.confidence_threshold)
+            if self._dry_run:
+                return Outcome(conversation.id, "dry-run", decision.reason, decision, draft)
+            if self._stopping.is_set():
+                return Outcome(conversation.id, "abandoned", "shutting down before sending")
+            fresh = self._read(conversation.id)
+            again = assess(fresh, self._settings.rules, self._clock())
+            if again.answerable and again.newest and again.newest.part_id == newest.part_id:
+                return self._act(fresh, newest, draft, decision, record)
+            if (
+                again.newest is not None
+                and again.newest.part_id != newest.part_id
+                and not again.skip_reason
+            ):
+                log.info(
+                    "conversation %s: the customer wrote again while drafting; drafting again",
+                    conversation.id,
+                )
+                if again.wait_until is not None:
+                    return self._wait(record, fresh, again.newest, again.wait_until)
+                conversation, assessment = fresh, again
+                continue
+            return self._skip(
+                record,
+                fresh,
+                f"draft dropped: {again.skip_reason or 'nothing to answer any more'}",
+                status="dropped",
+            )
+        latest = assessment.newest
+        assert latest is not None
+        return self._wait(record, conversation, latest, self._clock())
+
+    def _act(
+        self,
+        conversation: Conversation,
+        newest: Message,
+        draft: Draft,
+        decision: Decision,
+        record: ConversationRecord,
+    ) -> Outcome:
+        action = "reply" if decision.action is Action.REPLY else "note"
+        body = (
+            text_to_html(draft.answer) if action == "reply" else review_note_html(draft, decision)
+        )
+        record = self._record(
+            record, conversation.id, SENDING, action=action, customer_part_id=newest.part_id
+        )
+        part, after = self._post(conversation.id, action, body, newest.part_id)
+        outcome = self._done(record, action, part, after, decision=decision, draft=draft)
+        if action == "reply":
+            try:
+                self._intercom.mark_read(conversation.id)
+            except IntercomError as exc:
+                log.warning(
+                    "conversation %s: replied, but marking it read failed: %s", conversation.id, exc
+                )
+        return outcome
+
+    def _post(
+        self, conversation_id: str, action: str, body: str, target_part_id: str
+    ) -> tuple[Message | None, Conversation]:
+        """Post once; after an unclear failure, look before posting again."""
+        message_type = "comment" if action == "reply" else "note"
+        last_error: AmbiguousWriteError | None = None
+        for _ in range(MAX_POST_TRIES):
+            try:
+                started = self._clock()
+                data = self._intercom.reply(
+                    conversation_id,
+                    admin_id=self._settings.admin_id,
+                    body_html=body,
+                    message_type=message_type,
+                )
+                after = replace(Conversation.from_api(data), fetched_at=started)
+                return self._landed(after, action, target_part_id), after
+            except AmbiguousWriteError as exc:
+                log.warning(
+                    "conversation %s: %s may have been applied (%s); checking before trying again",
+                    conversation_id,
+                    action,
+                    exc,
+                )
+                last_error = exc
+                after = self._read(conversation_id)
+                landed = self._landed(after, action, target_part_id)
+                if landed is not None:
+                    return landed, after
+        assert last_error is not None
+        raise last_error
+
+    def _done(
+        self,
+        record: ConversationRecord,
+        action: str,
+        part: Message | None,
+        conversation: Conversation,
+        *,
+        recovered: bool = False,
+        decision: Decision | None = None,
+        draft: Draft | None = None,
+    ) -> Outcome:
+        state = AWAITING_USER_REPLY if action == "reply" else HANDED_OFF
+        reason = decision.reason if decision else "found our own part after a restart"
+        self._record(
+            record,
+            conversation.id,
+            state,
+            reply_part_id=part.part_id if part else None,
+            seen_updated_at=conversation.updated_at,
+            seen_at=conversation.fetched_at,
+            attempts=0,
+            last_error=None,
+            due_at=None,
+            reason=reason,
+        )
+        status = "recovered" if recovered else ("replied" if action == "reply" else "noted")
+        return Outcome(conversation.id, status, reason, decision, draft)
+
+    def _wait(
+        self,
+        record: ConversationRecord | None,
+        conversation: Conversation,
+        newest: Message,
+        until: float,
+    ) -> Outcome:
+        self._record(
+            record,
+            conversation.id,
+            WAITING,
+            customer_part_id=newest.part_id,
+            due_at=until,
+            seen_updated_at=conversation.updated_at,
+            seen_at=conversation.fetched_at,
+            reason="debounce: waiting for the customer to finish writing",
+        )
+        return Outcome(conversation.id, "waiting", f"debounce until {until:.0f}")
+
+    def _skip(
+        self,
+        record: ConversationRecord | None,
+        conversation: Conversation,
+        reason: str,
+        *,
+        status: str = "skipped",
+    ) -> Outcome:
+        keep = (
+            record.state
+            if record and record.state in (AWAITING_USER_REPLY, HANDED_OFF, FAILED)
+            else None
+        )
+        self._record(
+            record,
+            conversation.id,
+            keep or SKIPPED,
+            seen_updated_at=conversation.updated_at,
+            seen_at=conversation.fetched_at,
+            due_at=None,
+            reason=reason,
+        )
+        return Outcome(conversation.id, status, reason)
+
+    def _failed(self, conversation_id: str, exc: Exception) -> Outcome:
+        reason = f"{type(exc).__name__}: {exc}"
+        record = self._store.get(conversation_id)
+        if isinstance(exc, IntercomError) and exc.status == 404:
+            self._record(
+                record,
+                conversation_id,
+                SKIPPED,
+                reason="conversation no longer exists",
+                due_at=None,
+            )
+            return Outcome(conversation_id, "skipped", "conversation no longer exists")
+        attempts = (record.attempts if record else 0) + 1
+        log.error("conversation %s: attempt %d failed: %s", conversation_id, attempts, reason)
+        if attempts >= self._settings.max_attempts:
+            self._record(
+                record, conversation_id, FAILED, attempts=attempts, last_error=reason, due_at=None
+            )
+            self._post_failure_note(conversation_id, record, attempts, reason)
+            return Outcome(
+                conversation_id, "failed", f"gave up after {attempts} attempts: {reason}"
+            )
+        delay = min(
+            self._settings.retry_max_seconds,
+            self._settings.retry_base_seconds * 2 ** (attempts - 1),
+        )
+        self._record(
+            record,
+            conversation_id,
+            WAITING,
+            attempts=attempts,
+            last_error=reason,
+            due_at=self._clock() + delay,
+        )
+        return Outcome(conversation_id, "failed", f"{reason} (retry in {delay:.0f} s)")
+
+    def _post_failure_note(
+        self, conversation_id: str, record: ConversationRecord | None, attempts: int, reason: str
+    ) -> None:
+        if self._dry_run:
+            return
+        body = (
+            f"<p><b>{NOTE_MARKER}</b> Could not answer this conversation automatically "
+            f"after {attempts} attempts. Please answer it yourself.</p>"
+            f"<p>Last error: {text_to_html(reason) or 'unknown'}</p>"
+        )
+        try:
+            self._intercom.reply(
+                conversation_id,
+                admin_id=self._settings.admin_id,
+                body_html=body,
+                message_type="note",
+            )
+        except IntercomError as exc:
+            log.error(
+                "conversation %s: could not post the failure note either: %s", conversation_id, exc
+            )
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _read(self, conversation_id: str) -> Conversation:
+        started = self._clock()
+        data = self._intercom.get_conversation(conversation_id)
+        return replace(Conversation.from_api(data), fetched_at=started)
+
+    def _landed(
+        self, conversation: Conversation, action: str | None, target_part_id: str
+    ) -> Message | None:
+        if action == "note":
+            return conversation.our_note_after(target_part_id, self._settings.admin_id)
+        return conversation.our_reply_after(target_part_id, self._settings.admin_id)
+
+    def _record(
+        self,
+        record: ConversationRecord | None,
+        conversation_id: str,
+        state: str,
+        **changes: object,
+    ) -> ConversationRecord:
+        base = record or ConversationRecord(conversation_id=conversation_id, state=state)
+        updated = replace(base, state=state, **changes)  # type: ignore[arg-type]
+        self._store.put(updated)
+        return updated
+
+    def _lock_for(self, conversation_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(conversation_id, threading.Lock())
+
+    def _log(self, outcome: Outcome) -> None:
+        level = logging.WARNING if outcome.status == "failed" else logging.INFO
+        if outcome.status in ("skipped", "waiting"):
+            level = logging.DEBUG
+        confidence = f" confidence={outcome.draft.confidence:.2f}" if outcome.draft else ""
+        log.log(
+            level,
+            "conversation %s: %s%s - %s",
+            outcome.conversation_id,
+            outcome.status,
+            confidence,
+            outcome.reason,
+            extra={
+                "conversation_id": outcome.conversation_id,
+                "event": outcome.status,
+                "reason": outcome.reason,
+            },
+        )
+
+
+def review_note_html(draft: Draft, decision: Decision) -> str:
+    """The internal note a teammate sees: why, how sure, and the draft, all escaped."""
+    parts = [
+        f"<p><b>{NOTE_MARKER}</b> Draft reply for review: "
+        "it was <b>not</b> sent to the customer.</p>",
+        f"<p><b>Why a human:</b> {_inline(decision.reason)}</p>",
+        f"<p><b>Confidence:</b> {draft.confidence:.2f}</p>",
+    ]
+    if draft.reasoning:
+        parts.append(f"<p><b>Model's reasoning:</b> {_inline(draft.reasoning)}</p>")
+    if draft.answer.strip():
+        parts.append("<p><b>Draft:</b></p>")
+        parts.append(text_to_html(draft.answer))
+    else:
+        parts.append("<p>(no draft)</p>")
+    return "".join(parts)
+
+
+def _inline(text: str) -> str:
+    """Escaped text for inside a paragraph."""
+    html = text_to_html(text)
+    if html.startswith("<p>") and html.endswith("</p>") and html.count("<p>") == 1:
+        return html[3:-4]
+    return html.replace("<p>", "").replace("</p>", "<br>")

@@ -1,0 +1,227 @@
+"""The poll loop: find conversations that need the daemon, hand them to the pipeline.
+
+An idle poll costs one search call however many conversations are open: the search
+asks only for what changed since the saved cursor, and a result whose summary shows
+nobody waiting (or that we already read at this `updated_at`) is not fetched.
+Conversations waiting out a debounce or a retry are remembered in the state store and
+read again when due, even if nothing else changes in them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from .intercom import IntercomClient, IntercomError
+from .pipeline import Outcome, Pipeline
+from .store import StateStore
+from .triage import Rules, skip_from_summary
+
+log = logging.getLogger(__name__)
+
+#: Seconds the search looks back before the cursor. Intercom's `>` on dates may or may
+#: not include the cursor's own second, and a conversation can be updated in the same
+#: second as the newest one seen; re-seen results are de-duplicated by `updated_at`.
+OVERLAP_SECONDS = 5
+
+
+@dataclass
+class CycleResult:
+    ok: bool
+    found: int = 0
+    read: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+    error: str | None = None
+    intercom_calls: int = 0
+    seconds: float = 0.0
+
+    def counts(self) -> Counter[str]:
+        return Counter(outcome.status for outcome in self.outcomes)
+
+
+class Poller:
+    def __init__(
+        self,
+        *,
+        intercom: IntercomClient,
+        pipeline: Pipeline,
+        store: StateStore,
+        rules: Rules,
+        concurrency: int = 4,
+        session_ttl_seconds: float = 24 * 3600,
+        clock: Callable[[], float] = time.time,
+        stopping: threading.Event | None = None,
+    ) -> None:
+        self._intercom = intercom
+        self._pipeline = pipeline
+        self._store = store
+        self._rules = rules
+        self._concurrency = concurrency
+        self._session_ttl = session_ttl_seconds
+        self._clock = clock
+        self.stopping = stopping or threading.Event()
+        self._running = threading.Lock()
+
+    def search_query(self, now: float) -> dict[str, Any]:
+        cursor = self._store.cursor
+        if cursor is None:
+            since = int(now - self._rules.max_message_age_seconds)
+        else:
+            since = cursor - OVERLAP_SECONDS
+        return {
+            "operator": "AND",
+            "value": [
+                {"field": "updated_at", "operator": ">", "value": since},
+                {"field": "state", "operator": "=", "value": "open"},
+            ],
+        }
+
+    def poll_once(self) -> CycleResult:
+        """One cycle. A cycle still running when the next is due is not doubled."""
+        if not self._running.acquire(blocking=False):
+            log.warning("previous poll still running; skipping this one")
+            return CycleResult(ok=True, error="previous poll still running")
+        started = time.monotonic()
+        calls_before = self._intercom.calls
+        try:
+            result = self._poll()
+        finally:
+            self._running.release()
+        result.intercom_calls = self._intercom.calls - calls_before
+        result.seconds = time.monotonic() - started
+        counts = result.counts()
+        summary = (
+            ", ".join(f"{status} {n}" for status, n in sorted(counts.items())) or "nothing to do"
+        )
+        log.log(
+            logging.INFO if result.ok else logging.WARNING,
+            "poll %s: %d changed, %d read: %s (%d Intercom calls, %.1f s)%s",
+            "done" if result.ok else "failed",
+            result.found,
+            result.read,
+            summary,
+            result.intercom_calls,
+            result.seconds,
+            f" - {result.error}" if result.error else "",
+            extra={"event": "poll", "reason": result.error or ""},
+        )
+        return result
+
+    def _poll(self) -> CycleResult:
+        now = self._clock()
+        query = self.search_query(now)
+        cursor = self._store.cursor
+        newest_seen = cursor or 0
+        candidates: dict[str, None] = {}
+        found: set[str] = set()
+        search_error: str | None = None
+        try:
+            for summary in self._intercom.search_conversations(query):
+                conversation_id = str(summary.get("id") or "")
+                if not conversation_id or conversation_id in found:
+                    continue
+                found.add(conversation_id)
+                updated_at = _int(summary.get("updated_at"))
+                newest_seen = max(newest_seen, updated_at)
+                record = self._store.get(conversation_id)
+                skip = skip_from_summary(
+                    summary,
+                    record.seen_updated_at if record else None,
+                    record.seen_at if record else None,
+                    self._rules,
+                    now,
+                )
+                if skip is None:
+                    candidates[conversation_id] = None
+        except IntercomError as exc:
+            search_error = f"search failed: {exc}"
+            log.error("%s", search_error)
+        for record in self._store.due(now):
+            candidates.setdefault(record.conversation_id, None)
+
+        outcomes, crashed = self._handle_all(list(candidates))
+        ok = search_error is None and not crashed
+        if ok and newest_seen and newest_seen != cursor:
+            self._store.set_cursor(newest_seen)
+        self._store.prune(self._session_ttl)
+        failed = [o for o in outcomes if o.status == "failed"]
+        error = search_error or (f"{len(crashed)} conversation(s) crashed" if crashed else None)
+        if failed and error is None:
+            error = f"{len(failed)} conversation(s) failed and will be retried"
+        return CycleResult(
+            ok=ok and not failed,
+            found=len(found),
+            read=len(outcomes),
+            outcomes=outcomes,
+            error=error,
+        )
+
+    def _handle_all(self, conversation_ids: list[str]) -> tuple[list[Outcome], list[str]]:
+        outcomes: list[Outcome] = []
+        crashed: list[str] = []
+        if not conversation_ids:
+            return outcomes, crashed
+        with ThreadPoolExecutor(
+            max_workers=min(self._concurrency, len(conversation_ids)),
+            thread_name_prefix="conversation",
+        ) as pool:
+            futures: dict[Future[Outcome | None], str] = {}
+            for conversation_id in conversation_ids:
+                if self.stopping.is_set():
+                    break
+                futures[pool.submit(self._handle_unless_stopping, conversation_id)] = (
+                    conversation_id
+                )
+            for future, conversation_id in futures.items():
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # the pipeline records failures; this is the store failing
+                    log.exception(
+                        "conversation %s: could not be handled or recorded: %s",
+                        conversation_id,
+                        exc,
+                    )
+                    crashed.append(conversation_id)
+                    continue
+                if outcome is not None:
+                    outcomes.append(outcome)
+        return outcomes, crashed
+
+    def _handle_unless_stopping(self, conversation_id: str) -> Outcome | None:
+        if self.stopping.is_set():
+            return None  # not started: picked up again on the next start
+        return self._pipeline.handle(conversation_id)
+
+    def run_forever(self, interval: float) -> None:
+        """Poll now and then every `interval` seconds until `stopping` is set."""
+        import schedule
+
+        scheduler = schedule.Scheduler()
+        scheduler.every(max(1, round(interval))).seconds.do(self._poll_safely)
+        self._poll_safely()
+        while not self.stopping.is_set():
+            scheduler.run_pending()
+            idle = scheduler.idle_seconds
+            self.stopping.wait(timeout=min(max(idle if idle is not None else 1.0, 0.05), 1.0))
+        log.info("stopped polling")
+
+    def _poll_safely(self) -> None:
+        if self.stopping.is_set():
+            return
+        try:
+            self.poll_once()
+        except Exception:  # a bad cycle must not end the daemon; the next one tries again
+            log.exception("poll crashed; the next poll will try again")
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0

@@ -1,0 +1,330 @@
+"""The state file: what was done for each conversation, and where the search stopped.
+
+Exactly-once rests on two things here. Before a reply or note is sent, the intent is
+written (state `SENDING`, with the customer part it answers); after Intercom accepts
+it, the result is written. A crash between the two leaves `SENDING` behind, and the
+pipeline then looks in the conversation for its own part instead of sending again.
+Every write replaces the whole file atomically (temp file, fsync, rename), so a crash
+never leaves half a file; a file that cannot be read stops the start and is never
+overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+
+# Conversation states. A conversation is "in flight" while it is READY_FOR_RESPONSE or
+# SENDING; WAITING comes back at `due_at`; the rest are finished until Intercom shows
+# a newer customer message.
+WAITING = "WAITING"  # debounce, or a retry after a failure
+READY_FOR_RESPONSE = "READY_FOR_RESPONSE"  # customer messages found, draft under way
+SENDING = "SENDING"  # reply or note about to be posted: look before sending again
+AWAITING_USER_REPLY = "AWAITING_USER_REPLY"  # our reply is out
+HANDED_OFF = "HANDED_OFF"  # an internal note put it in front of the team
+SKIPPED = "SKIPPED"  # looked at, nothing to do (teammate answered, too old, ...)
+FAILED = "FAILED"  # gave up after MAX_ATTEMPTS; the team got a note
+
+STATES = (WAITING, READY_FOR_RESPONSE, SENDING, AWAITING_USER_REPLY, HANDED_OFF, SKIPPED, FAILED)
+FINISHED_STATES = frozenset({AWAITING_USER_REPLY, HANDED_OFF, SKIPPED, FAILED})
+IN_FLIGHT_STATES = frozenset({READY_FOR_RESPONSE, SENDING})
+
+
+class StateFileError(Exception):
+    """The state file cannot be used; the message names the file and what to do."""
+
+
+class StateLockedError(StateFileError):
+    """Another daemon holds the state file."""
+
+
+@dataclass
+class ConversationRecord:
+    conversation_id: str
+    state: str
+    customer_part_id: str | None = None  # newest customer part handled or in flight
+    action: str | None = None  # "reply" or "note": what SENDING is about to post
+    reply_part_id: str | None = None  # the part we posted
+    seen_updated_at: int | None = None  # Intercom's updated_at when we last read it
+    seen_at: float | None = None  # local time of that read (same-second changes, see triage)
+    due_at: float | None = None  # WAITING: when to look again
+    attempts: int = 0
+    last_error: str | None = None
+    reason: str | None = None
+    session_id: str | None = None
+    session_expires_at: float | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["conversation_id"]
+        return {key: value for key, value in data.items() if value is not None}
+
+    @classmethod
+    def from_json(cls, conversation_id: str, data: Any) -> ConversationRecord:
+        if not isinstance(data, dict):
+            raise ValueError(f"conversation {conversation_id}: entry is not an object")
+        known = {f.name for f in fields(cls)} - {"conversation_id"}
+        values = {key: value for key, value in data.items() if key in known}
+        record = cls(conversation_id=conversation_id, **values)
+        if record.state not in STATES:
+            raise ValueError(f"conversation {conversation_id}: unknown state {record.state!r}")
+        return record
+
+
+@dataclass
+class _Data:
+    cursor: int | None = None
+    conversations: dict[str, ConversationRecord] = field(default_factory=dict)
+
+
+class StateStore:
+    """Thread-safe; every change is on disk before the method returns.
+
+    `read_only=True` (dry run) loads the file without locking it and keeps changes in
+    memory only, so a dry run can look at a live daemon's state without touching it.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        read_only: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._lock_file: Any = None
+        if not read_only:
+            self._acquire_file_lock()
+        try:
+            self._data = self._load()
+        except StateFileError:
+            self.close()
+            raise
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def _acquire_file_lock(self) -> None:
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the process lifetime
+        except OSError as exc:
+            raise StateFileError(
+                f"{lock_path}: cannot create the lock file: {exc.strerror}"
+            ) from exc
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise StateLockedError(
+                f"{self.path}: already in use by another intercom-responder (pid {holder}); "
+                "stop it first, or give this one its own STATE_FILE"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_file = handle
+
+    def close(self) -> None:
+        if self._lock_file is not None:
+            try:
+                self._lock_file.close()  # closing releases the flock
+            finally:
+                self._lock_file = None
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _load(self) -> _Data:
+        try:
+            raw = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return _Data()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StateFileError(
+                f"{self.path}: cannot read the state file ({exc}); it was left unchanged"
+            ) from exc
+        try:
+            document = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise StateFileError(
+                f"{self.path}: the state file is not valid JSON (line {exc.lineno}, column "
+                f"{exc.colno}: {exc.msg}); it was left unchanged - repair it or move it away"
+            ) from exc
+        try:
+            return self._parse(document)
+        except (TypeError, ValueError) as exc:
+            raise StateFileError(
+                f"{self.path}: the state file has an unexpected shape ({exc}); "
+                "it was left unchanged - repair it or move it away"
+            ) from exc
+
+    @staticmethod
+    def _parse(document: Any) -> _Data:
+        if not isinstance(document, dict):
+            raise ValueError("the top level is not an object")
+        version = document.get("version", FORMAT_VERSION)
+        if version != FORMAT_VERSION:
+            raise ValueError(f"format version {version!r}, this daemon reads {FORMAT_VERSION}")
+        cursor = document.get("cursor", {})
+        if not isinstance(cursor, dict):
+            raise ValueError("'cursor' is not an object")
+        updated_at = cursor.get("updated_at")
+        if updated_at is not None and not isinstance(updated_at, int):
+            raise ValueError("'cursor.updated_at' is not a whole number")
+        conversations = document.get("conversations", {})
+        if not isinstance(conversations, dict):
+            raise ValueError("'conversations' is not an object")
+        return _Data(
+            cursor=updated_at,
+            conversations={
+                str(cid): ConversationRecord.from_json(str(cid), entry)
+                for cid, entry in conversations.items()
+            },
+        )
+
+    # --- reading ---------------------------------------------------------------------
+
+    def get(self, conversation_id: str) -> ConversationRecord | None:
+        with self._lock:
+            record = self._data.conversations.get(conversation_id)
+            return replace(record) if record else None
+
+    def records(self) -> list[ConversationRecord]:
+        with self._lock:
+            return [replace(r) for r in self._data.conversations.values()]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data.conversations)
+
+    @property
+    def cursor(self) -> int | None:
+        with self._lock:
+            return self._data.cursor
+
+    def due(self, now: float) -> list[ConversationRecord]:
+        """Records to look at regardless of the search: in flight, or waiting and due."""
+        with self._lock:
+            return [
+                replace(r)
+                for r in self._data.conversations.values()
+                if r.state in IN_FLIGHT_STATES
+                or (r.state == WAITING and (r.due_at is None or r.due_at <= now))
+            ]
+
+    def session(self, conversation_id: str) -> str | None:
+        """A responder's session id for this conversation, unless it has expired."""
+        with self._lock:
+            record = self._data.conversations.get(conversation_id)
+            if record is None or record.session_id is None:
+                return None
+            if record.session_expires_at is not None and record.session_expires_at <= self._clock():
+                return None
+            return record.session_id
+
+    # --- writing ---------------------------------------------------------------------
+
+    def put(self, record: ConversationRecord) -> None:
+        with self._lock:
+            now = self._clock()
+            stored = replace(record, updated_at=now)
+            if not stored.created_at:
+                previous = self._data.conversations.get(record.conversation_id)
+                stored.created_at = previous.created_at if previous else now
+            self._data.conversations[record.conversation_id] = stored
+            self._save()
+
+    def set_session(self, conversation_id: str, session_id: str, ttl_seconds: float) -> None:
+        with self._lock:
+            record = self._data.conversations.get(conversation_id)
+            if record is None:
+                record = ConversationRecord(conversation_id=conversation_id, state=SKIPPED)
+            record = replace(
+                record, session_id=session_id, session_expires_at=self._clock() + ttl_seconds
+            )
+            self._data.conversations[conversation_id] = record
+            self._save()
+
+    def set_cursor(self, updated_at: int) -> None:
+        with self._lock:
+            if self._data.cursor == updated_at:
+                return
+            self._data.cursor = updated_at
+            self._save()
+
+    def prune(self, ttl_seconds: float) -> int:
+        """Forget finished conversations and sessions older than `ttl_seconds`.
+
+        Forgetting is safe: Intercom itself shows our replies and marked notes, so a
+        pruned conversation that changes again is judged from Intercom's answer.
+        """
+        with self._lock:
+            now = self._clock()
+            removed = 0
+            changed = False
+            for cid, record in list(self._data.conversations.items()):
+                if record.state in FINISHED_STATES and record.updated_at + ttl_seconds <= now:
+                    del self._data.conversations[cid]
+                    removed += 1
+                elif record.session_expires_at is not None and record.session_expires_at <= now:
+                    record.session_id = None
+                    record.session_expires_at = None
+                    changed = True
+            if removed or changed:
+                self._save()
+            return removed
+
+    def _document(self) -> dict[str, Any]:
+        return {
+            "version": FORMAT_VERSION,
+            "cursor": {"updated_at": self._data.cursor},
+            "conversations": {
+                cid: record.to_json() for cid, record in self._data.conversations.items()
+            },
+        }
+
+    def _save(self) -> None:
+        if self.read_only:
+            return
+        payload = json.dumps(self._document(), separators=(",", ":"), sort_keys=True)
+        directory = self.path.parent if str(self.path.parent) else Path(".")
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as tmp:
+                tmp.write(payload)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.replace(tmp_name, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

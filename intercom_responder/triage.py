@@ -1,0 +1,128 @@
+"""Which conversations need the daemon, and when: the skip rules, without I/O.
+
+Two stages keep an idle poll cheap: `skip_from_summary` looks only at a search result
+(no extra call), `assess` looks at the whole conversation once it has been fetched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .conversation import Conversation, Message
+
+#: Seconds after an `updated_at` second from which a read surely saw all its changes
+#: (one second of resolution plus a second of clock difference).
+SETTLE_SECONDS = 2
+
+
+@dataclass(frozen=True)
+class Rules:
+    admin_id: str
+    debounce_seconds: float
+    max_message_age_seconds: float
+    skip_assigned_to_others: bool = True
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What to do with a fetched conversation: answer `pending`, wait, or skip."""
+
+    pending: tuple[Message, ...] = ()
+    skip_reason: str | None = None
+    wait_until: float | None = None
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.pending) and self.skip_reason is None and self.wait_until is None
+
+    @property
+    def newest(self) -> Message | None:
+        return self.pending[-1] if self.pending else None
+
+
+def assess(conversation: Conversation, rules: Rules, now: float) -> Assessment:
+    if conversation.state != "open":
+        return Assessment(skip_reason=f"conversation is {conversation.state}")
+    other = _assigned_to_someone_else(conversation.admin_assignee_id, rules)
+    if other:
+        return Assessment(skip_reason=other)
+    pending = conversation.unanswered_customer_messages()
+    if not pending:
+        last = conversation.last_comment()
+        if last is None:
+            return Assessment(skip_reason="no customer message")
+        who = "ours" if last.author_id == rules.admin_id else f"from {last.author_type}"
+        return Assessment(skip_reason=f"last comment is {who}")
+    if conversation.our_note_after(pending[0].part_id, rules.admin_id):
+        return Assessment(skip_reason="handed to the team; waiting for a teammate")
+    newest = pending[-1]
+    age = now - newest.created_at
+    if age > rules.max_message_age_seconds:
+        return Assessment(
+            skip_reason=(
+                f"newest customer message is {age / 3600:.1f} h old "
+                f"(MAX_MESSAGE_AGE_HOURS is {rules.max_message_age_seconds / 3600:g})"
+            )
+        )
+    if age < rules.debounce_seconds:
+        return Assessment(
+            pending=tuple(pending), wait_until=newest.created_at + rules.debounce_seconds
+        )
+    return Assessment(pending=tuple(pending))
+
+
+def skip_from_summary(
+    summary: dict[str, Any],
+    seen_updated_at: int | None,
+    seen_at: float | None,
+    rules: Rules,
+    now: float,
+) -> str | None:
+    """Why a search result needs no fetch, or None when it must be read in full.
+
+    Search results carry no conversation parts, but `waiting_since` (null when the last
+    reply came from our side), `state` and the assignee are enough to leave most open
+    conversations alone without another call.
+    """
+    updated_at = int(summary.get("updated_at") or 0)
+    if _unchanged(updated_at, seen_updated_at, seen_at):
+        return "unchanged since it was last read"
+    state = summary.get("state") or ("open" if summary.get("open") else "closed")
+    if state != "open":
+        return f"conversation is {state}"
+    if not summary.get("waiting_since"):
+        return "no customer is waiting"
+    other = _assigned_to_someone_else(summary.get("admin_assignee_id"), rules)
+    if other:
+        return other
+    if updated_at and now - updated_at > rules.max_message_age_seconds:
+        return "no change within MAX_MESSAGE_AGE_HOURS"
+    return None
+
+
+def _unchanged(updated_at: int, seen_updated_at: int | None, seen_at: float | None) -> bool:
+    """Whether our last read already covers this `updated_at`.
+
+    `updated_at` has one-second resolution: a customer message in the same second as our
+    read, but after it, leaves `updated_at` unchanged. A read counts as covering its
+    second only if it was made `SETTLE_SECONDS` after that second began; otherwise the
+    conversation is read once more.
+    """
+    if seen_updated_at is None:
+        return False
+    if updated_at < seen_updated_at:
+        return True
+    return (
+        updated_at == seen_updated_at
+        and seen_at is not None
+        and seen_at >= updated_at + SETTLE_SECONDS
+    )
+
+
+def _assigned_to_someone_else(assignee: Any, rules: Rules) -> str | None:
+    if not rules.skip_assigned_to_others or assignee in (None, "", 0, "0"):
+        return None
+    if str(assignee) == rules.admin_id:
+        return None
+    return f"assigned to teammate {assignee}"

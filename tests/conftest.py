@@ -1,0 +1,101 @@
+"""Shared fixtures: a fake Intercom and a fake model on 127.0.0.1, and the real daemon."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from intercom_responder.cli import App, build_app
+from intercom_responder.config import load_settings
+from tests.fakes.intercom import FakeIntercom
+from tests.fakes.openai_server import FakeOpenAI
+
+REPO = Path(__file__).resolve().parent.parent
+TOKEN = "tok-intercom-secret-0123456789"
+OPENAI_KEY = "sk-openai-secret-0123456789"
+ADMIN_ID = "991"
+TEAMMATE_ID = "555"
+
+
+@pytest.fixture
+def intercom() -> Iterator[FakeIntercom]:
+    with FakeIntercom(token=TOKEN) as fake:
+        fake.add_admin(ADMIN_ID, "Responder Bot")
+        fake.add_admin(TEAMMATE_ID, "Tina Teammate")
+        yield fake
+        assert fake.validation_errors == [], "a request Intercom would reject was sent"
+
+
+@pytest.fixture
+def model() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=OPENAI_KEY) as fake:
+        fake.set_json_reply("You can reset it under Settings > Security.", 0.93, "documented")
+        yield fake
+
+
+def daemon_env(
+    intercom: FakeIntercom, model: FakeOpenAI, tmp_path: Path, **overrides: str
+) -> dict[str, str]:
+    env = {
+        "INTERCOM_ACCESS_TOKEN": TOKEN,
+        "INTERCOM_ADMIN_ID": ADMIN_ID,
+        "INTERCOM_API_BASE": intercom.base_url,
+        "INTERCOM_TIMEOUT": "5",
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENAI_BASE_URL": model.base_url,
+        "OPENAI_MODEL": "test-model",
+        "OPENAI_MAX_RETRIES": "0",
+        "DEBOUNCE_SECONDS": "0",
+        "STATE_FILE": str(tmp_path / "sessions.json"),
+        "DATA_DIR": str(tmp_path / "data"),
+        "LOG_LEVEL": "DEBUG",
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def make_app(
+    intercom: FakeIntercom, model: FakeOpenAI, tmp_path: Path
+) -> Iterator[Callable[..., App]]:
+    """Build the daemon exactly as `main.py` does, pointed at the fakes."""
+    apps: list[App] = []
+
+    def make(*, dry_run: bool = False, out: io.StringIO | None = None, **overrides: str) -> App:
+        settings = load_settings(daemon_env(intercom, model, tmp_path, **overrides))
+        app = build_app(settings, dry_run=dry_run, out=out or io.StringIO())
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.store.close()
+
+
+def waiting_customer(
+    intercom: FakeIntercom, text: str = "<p>How do I reset my password?</p>", *, age: float = 120
+) -> str:
+    """An open conversation whose customer wrote `age` seconds ago and waits for us."""
+    return intercom.create_conversation(text, created_at=int(time.time() - age))
+
+
+def run_main(args: list[str], env: dict[str, str], *, timeout: float = 60) -> tuple[int, str, str]:
+    """`python main.py ARGS` in a subprocess with only `env` (no .env from the repo)."""
+    import subprocess
+
+    full_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), **env}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "main.py"), "--env-file", os.devnull, *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(REPO),
+    )
+    return done.returncode, done.stdout, done.stderr

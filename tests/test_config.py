@@ -1,0 +1,84 @@
+"""Settings: every problem is one line naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from intercom_responder.config import ConfigError, load_settings
+
+BASE = {
+    "INTERCOM_ACCESS_TOKEN": "tok-secret-123",
+    "INTERCOM_ADMIN_ID": "991",
+    "OPENAI_API_KEY": "sk-secret-456",
+}
+
+
+def test_defaults_match_the_documented_contract() -> None:
+    settings = load_settings(BASE)
+    assert settings.intercom_api_base == "https://api.intercom.io"
+    assert settings.intercom_api_version == "2.16"
+    assert settings.openai_model == "gpt-4o"
+    assert settings.openai_base_url is None
+    assert settings.confidence_threshold == 0.8
+    assert settings.poll_interval == 60
+    assert settings.debounce_seconds == 15
+    assert settings.concurrency == 4
+    assert settings.state_file == Path("sessions.json")
+    assert settings.max_message_age_hours == 24
+    assert settings.skip_assigned_to_others is True
+    assert settings.max_attempts == 5
+    assert settings.log_level == "INFO"
+
+
+def test_values_are_read_and_trimmed() -> None:
+    settings = load_settings(
+        {
+            **BASE,
+            "INTERCOM_API_BASE": "https://api.eu.intercom.io/",
+            "CONFIDENCE_THRESHOLD": " 0.65 ",
+            "CONCURRENCY": "8",
+            "SKIP_ASSIGNED_TO_OTHERS": "false",
+            "LOG_LEVEL": "debug",
+            "OPENAI_BASE_URL": "http://localhost:11434/v1",
+        }
+    )
+    assert settings.intercom_api_base == "https://api.eu.intercom.io"
+    assert settings.confidence_threshold == 0.65
+    assert settings.concurrency == 8
+    assert settings.skip_assigned_to_others is False
+    assert settings.log_level == "DEBUG"
+    assert settings.openai_base_url == "http://localhost:11434/v1"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("INTERCOM_ACCESS_TOKEN", "", "INTERCOM_ACCESS_TOKEN: is required but not set"),
+        ("INTERCOM_ADMIN_ID", "", "INTERCOM_ADMIN_ID: is required but not set"),
+        ("INTERCOM_ADMIN_ID", "bob", "INTERCOM_ADMIN_ID: must be the numeric id"),
+        ("OPENAI_API_KEY", "  ", "OPENAI_API_KEY: is required but not set"),
+        ("CONFIDENCE_THRESHOLD", "1.5", "CONFIDENCE_THRESHOLD: must be between 0 and 1"),
+        ("CONFIDENCE_THRESHOLD", "-0.1", "CONFIDENCE_THRESHOLD: must be between 0 and 1"),
+        ("CONFIDENCE_THRESHOLD", "nan", "CONFIDENCE_THRESHOLD: must be between 0 and 1"),
+        ("POLL_INTERVAL", "often", "POLL_INTERVAL: must be a number (got 'often')"),
+        ("CONCURRENCY", "2.5", "CONCURRENCY: must be a whole number"),
+        ("CONCURRENCY", "0", "CONCURRENCY: must be between 1 and 64"),
+        ("INTERCOM_API_BASE", "api.intercom.io", "INTERCOM_API_BASE: must be an http"),
+        ("OPENAI_BASE_URL", "ftp://x", "OPENAI_BASE_URL: must be an http"),
+        ("SKIP_ASSIGNED_TO_OTHERS", "maybe", "SKIP_ASSIGNED_TO_OTHERS: must be true or false"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT: must be one of text, json"),
+    ],
+)
+def test_bad_values_name_the_variable(variable: str, value: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**BASE, variable: value})
+    assert str(caught.value).startswith(expected)
+    assert "\n" not in str(caught.value)
+    assert caught.value.variable == variable
+
+
+def test_secrets_are_known_so_logs_can_mask_them() -> None:
+    settings = load_settings(BASE)
+    assert set(settings.secrets()) == {"tok-secret-123", "sk-secret-456"}

@@ -1,0 +1,472 @@
+"""A poll cycle end to end: the real daemon, real clients, fake Intercom and model."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from intercom_responder.cli import App
+from intercom_responder.conversation import NOTE_MARKER
+from intercom_responder.markup import text_to_html
+from intercom_responder.store import (
+    AWAITING_USER_REPLY,
+    FAILED,
+    HANDED_OFF,
+    SENDING,
+    WAITING,
+    ConversationRecord,
+)
+from tests.conftest import ADMIN_ID, TEAMMATE_ID, waiting_customer
+from tests.fakes.intercom import FakeIntercom
+from tests.fakes.openai_server import FakeOpenAI
+
+MakeApp = Callable[..., App]
+REPLY = r"^/conversations/\d+/reply$"
+
+
+def our_comments(intercom: FakeIntercom, cid: str) -> list[dict[str, Any]]:
+    return intercom.parts(cid, author_id=ADMIN_ID, part_type="comment")
+
+
+def our_notes(intercom: FakeIntercom, cid: str) -> list[dict[str, Any]]:
+    return intercom.parts(cid, author_id=ADMIN_ID, part_type="note")
+
+
+def test_a_confident_draft_is_sent_once_and_marked_read(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    cid = waiting_customer(intercom)
+    app = make_app()
+
+    result = app.poller.poll_once()
+
+    assert result.ok, result.error
+    [reply] = our_comments(intercom, cid)
+    assert reply["body"] == text_to_html("You can reset it under Settings > Security.")
+    assert intercom.conversation(cid)["read"] is True
+    record = app.store.get(cid)
+    assert record is not None and record.state == AWAITING_USER_REPLY
+    assert record.reply_part_id == str(reply["id"])
+    # the same message is never answered twice, and an idle poll costs one call
+    calls_before = len(intercom.requests)
+    again = app.poller.poll_once()
+    assert again.ok and our_comments(intercom, cid) == [reply]
+    assert len(intercom.requests) - calls_before == 1
+    assert len(model.chat_requests) == 1
+    assert all(r.headers.get("Intercom-Version") == "2.16" for r in intercom.requests)
+
+
+def test_a_draft_below_the_threshold_becomes_an_internal_note(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    model.set_json_reply("Perhaps try turning it off and on?", 0.42, "not in the docs")
+    cid = waiting_customer(intercom)
+    app = make_app()
+
+    app.poller.poll_once()
+
+    assert our_comments(intercom, cid) == []
+    [note] = our_notes(intercom, cid)
+    assert NOTE_MARKER in note["body"]
+    assert "0.42" in note["body"] and "not in the docs" in note["body"]
+    assert "Perhaps try turning it off and on?" in note["body"]
+    record = app.store.get(cid)
+    assert record is not None and record.state == HANDED_OFF
+    # left to the team: the customer writing again does not bring the AI back
+    intercom.customer_writes(cid, "<p>hello??</p>", created_at=int(time.time() - 30))
+    app.poller.poll_once()
+    assert our_comments(intercom, cid) == [] and len(our_notes(intercom, cid)) == 1
+    assert len(model.chat_requests) == 1
+    # until a teammate has answered: then the next customer message is ours again
+    intercom.admin_writes(cid, TEAMMATE_ID, "<p>Let me check.</p>")
+    intercom.customer_writes(cid, "<p>Thanks! Another question</p>", created_at=int(time.time()))
+    app.poller.poll_once()
+    assert len(model.chat_requests) == 2
+
+
+def test_a_burst_of_messages_gets_one_answer_covering_all(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    now = int(time.time())
+    cid = intercom.create_conversation("<p>Hi there</p>", created_at=now - 50)
+    intercom.customer_writes(cid, "<p>my invoice is wrong</p>", created_at=now - 45)
+    intercom.customer_writes(cid, "<p>it says 3 seats, we have 2</p>", created_at=now - 40)
+
+    make_app().poller.poll_once()
+
+    assert len(our_comments(intercom, cid)) == 1
+    [request] = model.chat_requests
+    prompt = request["messages"][-1]["content"]
+    for text in ("Hi there", "my invoice is wrong", "it says 3 seats, we have 2"):
+        assert text in prompt
+
+
+def test_a_young_message_waits_for_the_debounce_and_is_then_answered_without_new_activity(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    cid = intercom.create_conversation("<p>Quick question</p>", created_at=int(time.time()))
+    app = make_app(DEBOUNCE_SECONDS="2")
+
+    first = app.poller.poll_once()
+    assert [o.status for o in first.outcomes] == ["waiting"]
+    assert our_comments(intercom, cid) == [] and model.chat_requests == []
+    record = app.store.get(cid)
+    assert record is not None and record.state == WAITING
+
+    time.sleep(2.2)
+    second = app.poller.poll_once()
+    assert [o.status for o in second.outcomes] == ["replied"]
+    assert len(our_comments(intercom, cid)) == 1
+
+
+def test_skip_rules_leave_conversations_alone(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    now = int(time.time())
+    closed = waiting_customer(intercom)
+    intercom.set_state(closed, "closed")
+    snoozed = waiting_customer(intercom)
+    intercom.set_state(snoozed, "snoozed")
+    assigned = intercom.create_conversation(
+        "<p>hi</p>", created_at=now - 60, admin_assignee_id=int(TEAMMATE_ID)
+    )
+    answered = waiting_customer(intercom)
+    intercom.admin_writes(answered, TEAMMATE_ID, "<p>Done!</p>")
+    only_notes = waiting_customer(intercom)
+    intercom.admin_writes(answered, TEAMMATE_ID, "<p>Done!</p>")
+    intercom.admin_writes(only_notes, TEAMMATE_ID, "<p>looking</p>", part_type="note")
+    old = intercom.create_conversation("<p>old</p>", created_at=now - 30 * 3600)
+    intercom.customer_writes(old, "<p>still old</p>", created_at=now - 25 * 3600)
+    intercom.add_part(
+        old, None, author_type="admin", author_id=TEAMMATE_ID, part_type="assignment"
+    )  # touched today, message still 25 h old
+
+    app = make_app()
+    result = app.poller.poll_once()
+
+    assert result.ok
+    for cid in (closed, snoozed, assigned, answered, old):
+        assert our_comments(intercom, cid) == [] and our_notes(intercom, cid) == [], cid
+    # a note is not an answer: the customer with only a teammate's note is answered
+    assert len(our_comments(intercom, only_notes)) == 1
+    assert len(model.chat_requests) == 1
+    # the assigned conversation is answered when the rule is switched off
+    relaxed = make_app(
+        SKIP_ASSIGNED_TO_OTHERS="false",
+        STATE_FILE=str(Path(app.store.path).with_name("other.json")),
+    )
+    relaxed.poller.poll_once()
+    assert len(our_comments(intercom, assigned)) == 1
+
+
+def test_a_teammate_who_answers_during_drafting_wins(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    cid = waiting_customer(intercom)
+
+    def teammate_is_faster(request: dict[str, Any]) -> str:
+        intercom.admin_writes(cid, TEAMMATE_ID, "<p>I've got this one.</p>")
+        return json.dumps({"answer": "AI answer", "confidence": 0.99, "reasoning": ""})
+
+    model.reply = teammate_is_faster
+    app = make_app()
+    [outcome] = app.poller.poll_once().outcomes
+
+    assert outcome.status == "dropped"
+    assert our_comments(intercom, cid) == []
+    assert [p["author"]["id"] for p in intercom.parts(cid, part_type="comment")] == [TEAMMATE_ID]
+
+
+def test_a_customer_who_writes_during_drafting_gets_one_answer_to_everything(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    cid = waiting_customer(intercom, "<p>Where is my order?</p>")
+
+    def customer_adds_more(request: dict[str, Any]) -> str:
+        if len(model.chat_requests) == 1:
+            intercom.customer_writes(
+                cid, "<p>Order 12345, by the way</p>", created_at=int(time.time()) - 1
+            )
+        return json.dumps({"answer": "It ships today.", "confidence": 0.95, "reasoning": ""})
+
+    model.reply = customer_adds_more
+    make_app().poller.poll_once()
+
+    assert len(our_comments(intercom, cid)) == 1
+    assert len(model.chat_requests) == 2
+    assert "Order 12345" in model.chat_requests[1]["messages"][-1]["content"]
+
+
+def test_a_reply_that_times_out_after_intercom_applied_it_is_not_sent_again(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    cid = waiting_customer(intercom)
+    intercom.apply_then_hang("POST", REPLY, 4.0)
+    app = make_app(INTERCOM_TIMEOUT="1")
+
+    [outcome] = app.poller.poll_once().outcomes
+
+    assert outcome.status == "replied"
+    assert len(our_comments(intercom, cid)) == 1
+    record = app.store.get(cid)
+    assert record is not None and record.state == AWAITING_USER_REPLY
+
+
+def test_a_reply_answered_with_5xx_after_it_was_applied_is_not_sent_again(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    cid = waiting_customer(intercom)
+    intercom.apply_then_fail("POST", REPLY, 502)
+
+    make_app().poller.poll_once()
+
+    assert len(our_comments(intercom, cid)) == 1
+
+
+def test_a_reply_refused_with_5xx_before_it_was_applied_is_sent_after_checking(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    cid = waiting_customer(intercom)
+    intercom.fail_next("POST", REPLY, 503)
+
+    [outcome] = make_app().poller.poll_once().outcomes
+
+    assert outcome.status == "replied"
+    assert len(our_comments(intercom, cid)) == 1
+    posts = intercom.calls("POST", f"/conversations/{cid}/reply")
+    assert len(posts) == 2
+
+
+def test_server_errors_on_reads_are_retried(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    cid = waiting_customer(intercom)
+    intercom.fail_next("GET", rf"^/conversations/{cid}$", 500, times=2)
+    intercom.fail_next("POST", r"^/conversations/search$", 503)
+
+    result = make_app().poller.poll_once()
+
+    assert result.ok
+    assert len(our_comments(intercom, cid)) == 1
+
+
+def test_429_waits_until_the_rate_limit_resets(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    cid = waiting_customer(intercom)
+    app = make_app()
+    intercom.rate_limit_next(reset_in=1.5)
+    started = time.monotonic()
+
+    result = app.poller.poll_once()
+
+    assert result.ok
+    assert time.monotonic() - started >= 0.5  # waited for X-RateLimit-Reset
+    assert len(our_comments(intercom, cid)) == 1
+    assert app.intercom.rate_limiter.waits >= 1
+
+
+def test_a_model_reply_that_is_not_json_goes_to_a_human(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    model.reply = "Sure! You can reset it in the settings."
+    cid = waiting_customer(intercom)
+
+    [outcome] = make_app().poller.poll_once().outcomes
+
+    assert outcome.status == "noted"
+    assert our_comments(intercom, cid) == []
+    [note] = our_notes(intercom, cid)
+    assert "not valid JSON" in note["body"]
+    assert "Sure! You can reset it in the settings." in note["body"]
+
+
+def test_html_in_a_draft_arrives_as_visible_text(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    model.set_json_reply('<img src=x onerror=alert(1)> and <script>alert("x")</script>\nbye', 0.95)
+    cid = waiting_customer(intercom)
+
+    make_app().poller.poll_once()
+
+    [reply] = our_comments(intercom, cid)
+    assert "<img" not in reply["body"] and "<script" not in reply["body"]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in reply["body"]
+    assert "&lt;script&gt;" in reply["body"] and "<br>" in reply["body"]
+
+
+def test_one_failing_conversation_does_not_stop_the_others(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    broken = waiting_customer(intercom)
+    fine = waiting_customer(intercom)
+    intercom.fail_next("GET", rf"^/conversations/{broken}$", 400, times=10)
+    app = make_app(CONCURRENCY="1")
+
+    result = app.poller.poll_once()
+
+    assert not result.ok  # the cycle reports the failure (exit code 1 with --once)
+    assert len(our_comments(intercom, fine)) == 1
+    record = app.store.get(broken)
+    assert record is not None and record.state == WAITING and record.attempts == 1
+    assert record.last_error is not None and f"/conversations/{broken}" in record.last_error
+    assert record.due_at is not None and record.due_at > time.time()
+
+
+def test_a_message_that_keeps_failing_is_given_up_with_a_note(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    cid = waiting_customer(intercom)
+    model.fail_next(500, times=100)
+    app = make_app(MAX_ATTEMPTS="2")
+
+    app.poller.poll_once()
+    record = app.store.get(cid)
+    assert record is not None and record.state == WAITING
+    app.store.put(ConversationRecord(**{**record.__dict__, "due_at": 0.0}))  # due now
+    app.poller.poll_once()
+
+    record = app.store.get(cid)
+    assert record is not None and record.state == FAILED and record.attempts == 2
+    [note] = our_notes(intercom, cid)
+    assert "Could not answer this conversation automatically" in note["body"]
+    assert our_comments(intercom, cid) == []
+
+
+def test_a_vanished_conversation_is_skipped(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    cid = waiting_customer(intercom)
+    intercom.fail_next("GET", rf"^/conversations/{cid}$", 404)
+    [outcome] = make_app().poller.poll_once().outcomes
+    assert outcome.status == "skipped" and "no longer exists" in outcome.reason
+
+
+def test_after_a_crash_while_sending_our_own_reply_is_found_not_sent_again(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    cid = waiting_customer(intercom)
+    customer_part = intercom.conversation(cid)["source"]["id"]
+    app = make_app()
+    # the daemon had recorded its intent, Intercom took the reply, then the process died
+    app.store.put(
+        ConversationRecord(cid, SENDING, customer_part_id=str(customer_part), action="reply")
+    )
+    intercom.admin_writes(cid, ADMIN_ID, "<p>the reply that made it</p>")
+
+    [outcome] = app.poller.poll_once().outcomes
+
+    assert outcome.status == "recovered"
+    assert len(our_comments(intercom, cid)) == 1 and model.chat_requests == []
+    record = app.store.get(cid)
+    assert record is not None and record.state == AWAITING_USER_REPLY
+
+
+def test_after_a_crash_before_sending_the_message_is_answered(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    cid = waiting_customer(intercom)
+    customer_part = intercom.conversation(cid)["source"]["id"]
+    app = make_app()
+    app.store.put(
+        ConversationRecord(cid, SENDING, customer_part_id=str(customer_part), action="reply")
+    )
+    app.store.set_cursor(int(time.time()) + 3600)  # the search will not find it: the record must
+
+    [outcome] = app.poller.poll_once().outcomes
+
+    assert outcome.status == "replied"
+    assert len(our_comments(intercom, cid)) == 1
+
+
+def test_dry_run_prints_and_changes_nothing(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp, tmp_path: Path
+) -> None:
+    confident = waiting_customer(intercom)
+    unsure = waiting_customer(intercom, "<p>Can I get a refund?</p>")
+    model.reply = lambda request: json.dumps(
+        {
+            "answer": "Refunds: ask the team."
+            if "refund" in request["messages"][-1]["content"]
+            else "Reset it in Settings.",
+            "confidence": 0.3 if "refund" in request["messages"][-1]["content"] else 0.9,
+            "reasoning": "r",
+        }
+    )
+    state_file = tmp_path / "sessions.json"
+    state_file.write_text('{"version": 1, "cursor": {"updated_at": null}, "conversations": {}}')
+    before = state_file.read_bytes()
+    out = io.StringIO()
+
+    result = make_app(dry_run=True, out=out).poller.poll_once()
+
+    assert result.ok
+    assert [
+        r.method
+        for r in intercom.requests
+        if r.method != "GET" and r.path != "/conversations/search"
+    ] == []
+    assert state_file.read_bytes() == before
+    printed = out.getvalue()
+    assert f"conversation {confident}: would send reply" in printed
+    assert f"conversation {unsure}: would send internal note for review" in printed
+    assert "confidence: 0.90" in printed and "confidence: 0.30" in printed
+    assert "Reset it in Settings." in printed and "Refunds: ask the team." in printed
+
+
+def test_an_idle_poll_costs_one_call_however_many_conversations_are_open(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    now = int(time.time())
+    for _ in range(400):  # open, but waiting on nobody: the team answered last
+        cid = intercom.create_conversation("<p>q</p>", created_at=now - 600)
+        intercom.admin_writes(cid, TEAMMATE_ID, "<p>a</p>", created_at=now - 500)
+    waiting = [waiting_customer(intercom) for _ in range(3)]
+    app = make_app()
+
+    first = app.poller.poll_once()
+    gets = [r for r in intercom.requests if r.method == "GET"]
+    assert {r.path for r in gets} == {f"/conversations/{cid}" for cid in waiting}
+    assert first.intercom_calls == 3 + 3 * 4  # 3 search pages; read, re-read, reply, mark read
+
+    second = app.poller.poll_once()
+    assert second.intercom_calls == 1
+    assert second.ok
+
+
+def test_conversations_are_handled_concurrently(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    model.delay = 0.4
+    cids = [waiting_customer(intercom) for _ in range(8)]
+    app = make_app(CONCURRENCY="4")
+
+    started = time.monotonic()
+    app.poller.poll_once()
+    elapsed = time.monotonic() - started
+
+    assert all(len(our_comments(intercom, cid)) == 1 for cid in cids)
+    assert elapsed < 8 * 0.4 * 0.75, elapsed  # sequential would take 3.2 s
+
+
+def test_a_poll_never_overlaps_itself(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    model.delay = 0.8
+    cid = waiting_customer(intercom)
+    app = make_app()
+    results = []
+    first = threading.Thread(target=lambda: results.append(app.poller.poll_once()))
+    first.start()
+    time.sleep(0.3)
+    second = app.poller.poll_once()  # due while the first is still running
+    first.join()
+
+    assert second.error == "previous poll still running"
+    assert len(our_comments(intercom, cid)) == 1
+    assert len(model.chat_requests) == 1
