@@ -136,6 +136,7 @@ def build_app(
             rules=rules,
             confidence_threshold=settings.confidence_threshold,
             max_attempts=settings.max_attempts,
+            session_ttl_seconds=settings.session_ttl_hours * 3600,
         ),
         dry_run=dry_run,
         stopping=stopping,

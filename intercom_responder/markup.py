@@ -7,7 +7,7 @@ place that decides what customer HTML means and what markup we are willing to se
 
 The reader is a single compiled regular expression plus a small state machine rather
 than ``html.parser``: on CPython 3.11 before 3.11.13, ``HTMLParser`` is quadratic on
-some malformed input (CVE-2025-6069; ``"<!--" * 250_000`` takes minutes), and even on
+some malformed input (CVE-2025-6069; ``"<!--" * 250_000`` takes over a minute), and even on
 well-formed, tag-dense bodies it is several times slower than one regex scan. Customer
 input is untrusted, so the reader must stay linear whatever it is fed.
 """
@@ -21,10 +21,13 @@ from urllib.parse import unquote
 
 __all__ = ["attachment_labels", "html_to_text", "text_to_html"]
 
-# Attribute text inside a tag: quoted values may contain ">" and run to the end of the
-# input when unterminated, as in browsers. Each branch can only stop at ">" or the
-# end, so a tag match never fails after it starts and never backtracks.
-_ATTRS = r"""(?:"[^"]*(?:"|\Z)|'[^']*(?:'|\Z)|[^'">])*"""
+# Attribute text inside a tag. A quote starts a value only right after "=", as in
+# browsers, so "<img alt=don't>" does not swallow the rest of the message. Unlike
+# browsers, an unterminated quoted value ends the tag at the next ">" instead of
+# hiding everything up to the end of the body. Every branch may give way to the
+# one-character branch, which stops only at ">", so a tag match never fails once
+# started and never backtracks; only the last quote of a body can scan to its end.
+_ATTRS = r"""(?:=\s*(?:"[^"]*"|'[^']*')|[^>])*"""
 
 _TOKEN_RE = re.compile(
     # One leading literal "<" lets the regex engine skip text at C speed.
@@ -63,6 +66,7 @@ _URL_CONTROL_RE = re.compile(r"[\t\n\r]")
 _SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.-]*:(?://)?")
 _URL_AUTHORITY_RE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:)?//[^/]*")
 _FILE_NAME_RE = re.compile(r"[^/\\]{1,120}\.[A-Za-z0-9]{1,8}")
+_URL_TAIL_RE = re.compile(r"[?#]")
 
 _PARAGRAPH_TAGS = frozenset(
     {
@@ -262,7 +266,7 @@ def _image_file_name(src: str) -> str:
     src = src.strip()
     if not src or src[:5].lower() == "data:":
         return ""
-    path = _URL_AUTHORITY_RE.sub("", re.split(r"[?#]", src, maxsplit=1)[0])
+    path = _URL_AUTHORITY_RE.sub("", _URL_TAIL_RE.split(src, maxsplit=1)[0])
     name = _WS_RE.sub(" ", unquote(path.rsplit("/", 1)[-1])).strip()
     return name if _FILE_NAME_RE.fullmatch(name) else ""
 
@@ -281,17 +285,21 @@ class _TextBuilder:
     """Collects output line by line so a 1 MB body costs one join, not a quadratic concat.
 
     Breaks are not written when a tag asks for them but remembered in ``pending``
-    (1: new line, 2: blank line) and written only before the next text, so empty
-    paragraphs, stray end tags and trailing breaks cost nothing.
+    (1: new line, 2: blank line) and written only before the next visible text, so
+    empty paragraphs, stray end tags and trailing breaks cost nothing. Whitespace is
+    collapsed once per finished line rather than once per text run, which keeps the
+    per-token work small on tag-dense bodies.
     """
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.cur: list[str] = []
+        self.cur: list[str] = []  # text runs of the open line, not yet collapsed
+        self.prefix = ""  # list marker or indent of the open line
+        self.raw = False  # the open line is preformatted: keep its whitespace
         self.line_open = False
         self.pending = 0
-        self.space = False
         self.lists: list[_List] = []
+        self.indent = ""  # continuation indent for the current list depth
         self.marker: str | None = None
         self.pre = 0
         self.pre_fresh = False
@@ -299,7 +307,7 @@ class _TextBuilder:
         self.link_parts: list[str] | None = None
 
     def tag(self, name: str, closing: bool, raw_attrs: str) -> None:
-        """Map tags to breaks; tags not listed (span, b, code, ...) are transparent."""
+        """Map the tags that shape text to breaks, markers and labels."""
         if closing:
             if name in _PARAGRAPH_TAGS:
                 self._block(2)
@@ -311,6 +319,7 @@ class _TextBuilder:
             elif name in _LIST_TAGS:
                 if self.lists:
                     self.lists.pop()
+                    self.indent = _INDENT[min(len(self.lists), _MAX_INDENT)]
                 self.marker = None
                 self._block(2)
             elif name in _LINE_TAGS:
@@ -337,7 +346,7 @@ class _TextBuilder:
         elif name in _LINE_TAGS:
             self._block(1)
         elif name in _CELL_TAGS:
-            self._separate()
+            self._emit(" ")  # keep table cells from running into each other
         elif name == "pre":
             self._block(2)
             self.pre += 1
@@ -354,58 +363,47 @@ class _TextBuilder:
         elif self.pre:
             self._pre_text(data)
         else:
-            self._inline(_WS_RE.sub(" ", data))
+            self._emit(data)
 
     def finish(self) -> str:
         """Close what the HTML left open; unclosed tags are normal in pasted e-mail."""
         self._link_end()
         if self.line_open:
-            self.lines.append("".join(self.cur).rstrip())
+            self._close_line()
         return _join_lines(self.lines)
 
-    def _inline(self, text: str) -> None:
-        """Write collapsed text, turning its edge spaces into one separator at most.
-
-        This is the hot path for every run of text, hence ``_write`` inlined by hand.
-        """
-        if text[:1] == " ":
-            text = text[1:]
-            self.space = True
-        if not text:
+    def _emit(self, data: str) -> None:
+        """Add inline text; whitespace alone never opens a line, so it never indents."""
+        if self.link_parts is not None:
+            self.link_parts.append(data)
             return
-        trail = text[-1] == " "
-        if trail:
-            text = text[:-1]
         if self.pending or not self.line_open:
-            self._break()
-        elif self.space:
-            self.cur.append(" ")
-        self.cur.append(text)
-        self.space = trail
+            if data.isspace():
+                return
+            self._open_line(self.pre > 0)
+        self.cur.append(data)
 
-    def _write(self, text: str) -> None:
-        if self.pending or not self.line_open:
-            self._break()
-        elif self.space:
-            self.cur.append(" ")
-        self.space = False
-        self.cur.append(text)
+    def _close_line(self) -> None:
+        content = "".join(self.cur)
+        if not self.raw:
+            content = _WS_RE.sub(" ", content).strip()
+        self.lines.append((self.prefix + content).rstrip())
 
-    def _break(self) -> None:
+    def _open_line(self, raw: bool) -> None:
         """Write the remembered break, then start the line with its list indent."""
         if self.line_open:
-            self.lines.append("".join(self.cur).rstrip())
+            self._close_line()
             if self.pending == 2:
                 self.lines.append("")
         if self.marker is not None:
-            prefix = self.marker
+            self.prefix = self.marker
             self.marker = None
         else:
-            prefix = _INDENT[min(len(self.lists), _MAX_INDENT)]
-        self.cur = [prefix] if prefix else []
+            self.prefix = self.indent
+        self.cur = []
+        self.raw = raw
         self.line_open = True
         self.pending = 0
-        self.space = False
 
     def _block(self, level: int) -> None:
         """Ask for a break; inside a list a paragraph only starts a new line."""
@@ -424,33 +422,24 @@ class _TextBuilder:
         elif self.line_open:
             self.pending = 2 if self.pending else 1
 
-    def _separate(self) -> None:
-        """Keep table cells from running into each other."""
-        if self.link_parts is not None:
-            self.link_parts.append(" ")
-        else:
-            self.space = True
-
     def _pre_text(self, data: str) -> None:
         """Keep preformatted text as written: its spacing usually means something."""
         data = data.replace("\xa0", " ")
         if self.pre_fresh:  # the newline right after <pre> is not content in HTML
             self.pre_fresh = False
-            if data.startswith("\n"):
+            if data[:1] == "\n":
                 data = data[1:]
         for index, part in enumerate(data.split("\n")):
-            if index:
-                self._pre_newline()
+            if index and not self.pending and self.line_open:
+                # A newline before any text of the block adds nothing, hence the test.
+                self._close_line()
+                self.cur = []
+                self.prefix = self.indent
+                self.raw = True
             if part:
-                self._write(part)
-
-    def _pre_newline(self) -> None:
-        if self.pending or not self.line_open:
-            return  # a newline before any text of the block adds nothing
-        self.lines.append("".join(self.cur).rstrip())
-        prefix = _INDENT[min(len(self.lists), _MAX_INDENT)]
-        self.cur = [prefix] if prefix else []
-        self.space = False
+                if self.pending or not self.line_open:
+                    self._open_line(True)
+                self.cur.append(part)
 
     def _list_start(self, ordered: bool, raw_attrs: str) -> None:
         self._block(2)
@@ -461,6 +450,7 @@ class _TextBuilder:
             except ValueError:
                 start = 1
         self.lists.append(_List(ordered, start - 1))
+        self.indent = _INDENT[min(len(self.lists), _MAX_INDENT)]
 
     def _item_start(self) -> None:
         """Number items as they come, so a list never needs to be buffered."""
@@ -502,12 +492,12 @@ class _TextBuilder:
             shown = target
         else:
             shown = f"{label} ({target})"
-        if not shown:
-            self._inline(raw)
-            return
-        lead = " " if raw.startswith(" ") else ""
-        trail = " " if raw.endswith(" ") else ""
-        self._inline(lead + shown + trail)
+        if shown:
+            lead = " " if raw[:1] == " " else ""
+            trail = " " if raw[-1:] == " " else ""
+            self._emit(lead + shown + trail)
+        elif raw:
+            self._emit(raw)
 
     def _image(self, attrs: dict[str, str]) -> None:
         """Say an image was there: customers often answer with only a screenshot."""
@@ -518,8 +508,4 @@ class _TextBuilder:
             return  # e-mail tracking pixels are noise, not content
         alt = _WS_RE.sub(" ", attrs.get("alt", "")).strip()
         name = alt or _image_file_name(attrs.get("src", ""))
-        label = f" [image: {name}] " if name else " [image] "
-        if self.link_parts is not None:
-            self.link_parts.append(label)
-        else:
-            self._inline(label)
+        self._emit(f" [image: {name}] " if name else " [image] ")

@@ -54,6 +54,7 @@ class PipelineSettings:
     max_attempts: int = 5
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 1800.0
+    session_ttl_seconds: float = 24 * 3600
 
     @property
     def admin_id(self) -> str:
@@ -153,8 +154,17 @@ class Pipeline:
                     customer_name=conversation.customer_name,
                     transcript=tuple(conversation.transcript(TRANSCRIPT_MESSAGES)),
                     pending=assessment.pending,
+                    session_id=self._store.session(conversation.id),
                 )
             )
+            if draft.session_id:
+                record = self._record(
+                    record,
+                    conversation.id,
+                    READY_FOR_RESPONSE,
+                    session_id=draft.session_id,
+                    session_expires_at=self._clock() + self._settings.session_ttl_seconds,
+                )
             decision = decide(draft, self._settings.confidence_threshold)
             if self._dry_run:
                 return Outcome(conversation.id, "dry-run", decision.reason, decision, draft)
@@ -406,7 +416,7 @@ class Pipeline:
 
     def _log(self, outcome: Outcome) -> None:
         level = logging.WARNING if outcome.status == "failed" else logging.INFO
-        if outcome.status in ("skipped", "waiting"):
+        if outcome.status == "waiting":
             level = logging.DEBUG
         confidence = f" confidence={outcome.draft.confidence:.2f}" if outcome.draft else ""
         log.log(

@@ -26,9 +26,10 @@ from .triage import Rules, skip_from_summary
 log = logging.getLogger(__name__)
 
 #: Seconds the search looks back before the cursor. Intercom's `>` on dates may or may
-#: not include the cursor's own second, and a conversation can be updated in the same
-#: second as the newest one seen; re-seen results are de-duplicated by `updated_at`.
-OVERLAP_SECONDS = 5
+#: not include the cursor's own second, a conversation can be updated in the same second
+#: as the newest one seen, and the search index may lag a little behind writes. Re-seen
+#: results cost no extra call: they are de-duplicated by `updated_at` (see triage).
+OVERLAP_SECONDS = 60
 
 
 @dataclass
@@ -147,7 +148,9 @@ class Poller:
 
         outcomes, crashed = self._handle_all(list(candidates))
         ok = search_error is None and not crashed
-        if ok and newest_seen and newest_seen != cursor:
+        # Stopping mid-cycle may leave found conversations unstarted and unrecorded: the
+        # cursor stays, so the next start finds them again.
+        if ok and not self.stopping.is_set() and newest_seen and newest_seen != cursor:
             self._store.set_cursor(newest_seen)
         self._store.prune(self._session_ttl)
         failed = [o for o in outcomes if o.status == "failed"]

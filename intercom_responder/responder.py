@@ -32,6 +32,7 @@ class DraftRequest:
     customer_name: str
     transcript: tuple[Message, ...]
     pending: tuple[Message, ...]
+    session_id: str | None = None  # the responder's own session for this conversation
 
 
 class Responder(Protocol):

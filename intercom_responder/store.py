@@ -257,17 +257,6 @@ class StateStore:
             self._data.conversations[record.conversation_id] = stored
             self._save()
 
-    def set_session(self, conversation_id: str, session_id: str, ttl_seconds: float) -> None:
-        with self._lock:
-            record = self._data.conversations.get(conversation_id)
-            if record is None:
-                record = ConversationRecord(conversation_id=conversation_id, state=SKIPPED)
-            record = replace(
-                record, session_id=session_id, session_expires_at=self._clock() + ttl_seconds
-            )
-            self._data.conversations[conversation_id] = record
-            self._save()
-
     def set_cursor(self, updated_at: int) -> None:
         with self._lock:
             if self._data.cursor == updated_at:

@@ -85,7 +85,10 @@ def skip_from_summary(
     reply came from our side), `state` and the assignee are enough to leave most open
     conversations alone without another call.
     """
-    updated_at = int(summary.get("updated_at") or 0)
+    try:
+        updated_at = int(summary.get("updated_at") or 0)
+    except (TypeError, ValueError):
+        return None  # cannot judge from the summary: read the whole conversation
     if _unchanged(updated_at, seen_updated_at, seen_at):
         return "unchanged since it was last read"
     state = summary.get("state") or ("open" if summary.get("open") else "closed")

@@ -13,6 +13,7 @@ import pytest
 
 from intercom_responder.cli import App, build_app
 from intercom_responder.config import load_settings
+from intercom_responder.responder import Responder
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -67,9 +68,15 @@ def make_app(
     """Build the daemon exactly as `main.py` does, pointed at the fakes."""
     apps: list[App] = []
 
-    def make(*, dry_run: bool = False, out: io.StringIO | None = None, **overrides: str) -> App:
+    def make(
+        *,
+        dry_run: bool = False,
+        out: io.StringIO | None = None,
+        responder: Responder | None = None,
+        **overrides: str,
+    ) -> App:
         settings = load_settings(daemon_env(intercom, model, tmp_path, **overrides))
-        app = build_app(settings, dry_run=dry_run, out=out or io.StringIO())
+        app = build_app(settings, dry_run=dry_run, out=out or io.StringIO(), responder=responder)
         apps.append(app)
         return app
 

@@ -12,7 +12,9 @@ from typing import Any
 
 from intercom_responder.cli import App
 from intercom_responder.conversation import NOTE_MARKER
+from intercom_responder.draft import Draft
 from intercom_responder.markup import text_to_html
+from intercom_responder.responder import DraftRequest
 from intercom_responder.store import (
     AWAITING_USER_REPLY,
     FAILED,
@@ -470,3 +472,32 @@ def test_a_poll_never_overlaps_itself(
     assert second.error == "previous poll still running"
     assert len(our_comments(intercom, cid)) == 1
     assert len(model.chat_requests) == 1
+
+
+class SessionResponder:
+    """A responder that keeps a session per conversation (as an Assistants-style API would)."""
+
+    def __init__(self) -> None:
+        self.seen_sessions: list[str | None] = []
+
+    def draft(self, request: DraftRequest) -> Draft:
+        self.seen_sessions.append(request.session_id)
+        return Draft(answer="Sure.", confidence=0.95, session_id=f"sess-{request.conversation_id}")
+
+
+def test_a_responder_session_is_kept_per_conversation_until_it_expires(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    cid = waiting_customer(intercom)
+    responder = SessionResponder()
+    app = make_app(responder=responder, SESSION_TTL_HOURS="1")
+
+    app.poller.poll_once()
+    assert app.store.session(cid) == f"sess-{cid}"
+    intercom.customer_writes(cid, "<p>one more thing</p>", created_at=int(time.time()) - 5)
+    app.poller.poll_once()
+
+    assert responder.seen_sessions == [None, f"sess-{cid}"]
+    record = app.store.get(cid)
+    assert record is not None and record.session_expires_at is not None
+    assert 3500 < record.session_expires_at - time.time() <= 3600

@@ -129,7 +129,14 @@ def test_finished_entries_and_sessions_are_pruned_after_their_expiry(tmp_path: P
     with StateStore(tmp_path / "s.json", clock=clock) as store:
         store.put(ConversationRecord("old-done", AWAITING_USER_REPLY))
         store.put(ConversationRecord("old-waiting", WAITING, due_at=clock.now + 10))
-        store.set_session("with-session", "sess-1", ttl_seconds=3600)
+        store.put(
+            ConversationRecord(
+                "with-session",
+                AWAITING_USER_REPLY,
+                session_id="sess-1",
+                session_expires_at=clock.now + 3600,
+            )
+        )
         assert store.session("with-session") == "sess-1"
         clock.now += 1800
         store.put(ConversationRecord("new-done", AWAITING_USER_REPLY))
