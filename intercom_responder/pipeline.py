@@ -166,7 +166,8 @@ class Pipeline:
                     session_expires_at=self._clock() + self._settings.session_ttl_seconds,
                 )
             decision = decide(draft, self._settings.confidence_threshold)
-            if self._dry_run:
+            if self._dry_run:  # remembered in memory only, so a long dry run shows it once
+                self._skip(record, conversation, f"dry run: would {decision.action.value}")
                 return Outcome(conversation.id, "dry-run", decision.reason, decision, draft)
             if self._stopping.is_set():
                 return Outcome(conversation.id, "abandoned", "shutting down before sending")
@@ -329,7 +330,13 @@ class Pipeline:
     def _failed(self, conversation_id: str, exc: Exception) -> Outcome:
         reason = f"{type(exc).__name__}: {exc}"
         record = self._store.get(conversation_id)
-        if isinstance(exc, IntercomError) and exc.status == 404:
+        vanished = (
+            isinstance(exc, IntercomError)
+            and exc.status == 404
+            and exc.method == "GET"
+            and exc.path == f"/conversations/{conversation_id}"
+        )
+        if vanished:
             self._record(
                 record,
                 conversation_id,

@@ -501,3 +501,31 @@ def test_a_responder_session_is_kept_per_conversation_until_it_expires(
     record = app.store.get(cid)
     assert record is not None and record.session_expires_at is not None
     assert 3500 < record.session_expires_at - time.time() <= 3600
+
+
+def test_an_unknown_admin_id_is_a_failure_with_intercoms_reason_not_a_vanished_conversation(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    cid = waiting_customer(intercom)
+    app = make_app(INTERCOM_ADMIN_ID="424242")
+
+    [outcome] = app.poller.poll_once().outcomes
+
+    assert outcome.status == "failed"
+    record = app.store.get(cid)
+    assert record is not None and record.state == WAITING and record.attempts == 1
+    assert record.last_error is not None and "admin_not_found" in record.last_error
+
+
+def test_a_long_dry_run_shows_each_conversation_once(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    cid = waiting_customer(intercom)
+    out = io.StringIO()
+    app = make_app(dry_run=True, out=out)
+
+    app.poller.poll_once()
+    app.poller.poll_once()
+
+    assert out.getvalue().count(f"conversation {cid}:") == 1
+    assert len(model.chat_requests) == 1
