@@ -143,8 +143,7 @@ class Pipeline:
                 READY_FOR_RESPONSE,
                 customer_part_id=newest.part_id,
                 attempts=attempts,
-                seen_updated_at=conversation.updated_at,
-                seen_at=conversation.fetched_at,
+                **_seen(conversation),
                 due_at=None,
                 action=None,
             )
@@ -274,8 +273,7 @@ class Pipeline:
             conversation.id,
             state,
             reply_part_id=part.part_id if part else None,
-            seen_updated_at=conversation.updated_at,
-            seen_at=conversation.fetched_at,
+            **_seen(conversation),
             attempts=0,
             last_error=None,
             due_at=None,
@@ -297,8 +295,7 @@ class Pipeline:
             WAITING,
             customer_part_id=newest.part_id,
             due_at=until,
-            seen_updated_at=conversation.updated_at,
-            seen_at=conversation.fetched_at,
+            **_seen(conversation),
             reason="debounce: waiting for the customer to finish writing",
         )
         return Outcome(conversation.id, "waiting", f"debounce until {until:.0f}")
@@ -320,8 +317,7 @@ class Pipeline:
             record,
             conversation.id,
             keep or SKIPPED,
-            seen_updated_at=conversation.updated_at,
-            seen_at=conversation.fetched_at,
+            **_seen(conversation),
             due_at=None,
             reason=reason,
         )
@@ -439,6 +435,11 @@ class Pipeline:
                 "reason": outcome.reason,
             },
         )
+
+
+def _seen(conversation: Conversation) -> dict[str, object]:
+    """Record which version of the conversation was read, and when (see triage)."""
+    return {"seen_updated_at": conversation.updated_at, "seen_at": conversation.fetched_at}
 
 
 def review_note_html(draft: Draft, decision: Decision) -> str:

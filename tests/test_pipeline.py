@@ -349,16 +349,20 @@ def test_a_vanished_conversation_is_skipped(
     assert outcome.status == "skipped" and "no longer exists" in outcome.reason
 
 
+def crashed_while_sending(intercom: FakeIntercom, make_app: MakeApp) -> tuple[str, App]:
+    """A waiting customer, and a state file whose daemon died while posting the reply."""
+    cid = waiting_customer(intercom)
+    customer_part = str(intercom.conversation(cid)["source"]["id"])
+    app = make_app()
+    app.store.put(ConversationRecord(cid, SENDING, customer_part_id=customer_part, action="reply"))
+    return cid, app
+
+
 def test_after_a_crash_while_sending_our_own_reply_is_found_not_sent_again(
     intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
 ) -> None:
-    cid = waiting_customer(intercom)
-    customer_part = intercom.conversation(cid)["source"]["id"]
-    app = make_app()
-    # the daemon had recorded its intent, Intercom took the reply, then the process died
-    app.store.put(
-        ConversationRecord(cid, SENDING, customer_part_id=str(customer_part), action="reply")
-    )
+    cid, app = crashed_while_sending(intercom, make_app)
+    # Intercom had taken the reply when the process died
     intercom.admin_writes(cid, ADMIN_ID, "<p>the reply that made it</p>")
 
     [outcome] = app.poller.poll_once().outcomes
@@ -372,12 +376,7 @@ def test_after_a_crash_while_sending_our_own_reply_is_found_not_sent_again(
 def test_after_a_crash_before_sending_the_message_is_answered(
     intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
 ) -> None:
-    cid = waiting_customer(intercom)
-    customer_part = intercom.conversation(cid)["source"]["id"]
-    app = make_app()
-    app.store.put(
-        ConversationRecord(cid, SENDING, customer_part_id=str(customer_part), action="reply")
-    )
+    cid, app = crashed_while_sending(intercom, make_app)  # Intercom never got the reply
     app.store.set_cursor(int(time.time()) + 3600)  # the search will not find it: the record must
 
     [outcome] = app.poller.poll_once().outcomes
