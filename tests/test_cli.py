@@ -114,6 +114,7 @@ def test_json_logs_are_one_object_per_line(
     decision = [e for e in entries if e.get("conversation_id") == cid]
     assert decision and decision[0]["event"] == "replied" and decision[0]["level"] == "INFO"
     assert all({"timestamp", "level", "message"} <= e.keys() for e in entries)
+    assert not any("HTTP Request" in e["message"] for e in entries)  # no per-call chatter
 
 
 def test_a_corrupt_state_file_stops_the_start_and_is_kept(
