@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from .config import Settings
     from .intercom import IntercomClient
-    from .pipeline import Outcome, Pipeline
+    from .memory import AnswerMemory
+    from .pipeline import Outcome, Pipeline, PipelineSettings
     from .poller import Poller
+    from .recall import Recall
     from .responder import Responder
     from .store import StateStore
+    from .triage import Rules
 
 EXIT_OK = 0
 EXIT_CYCLE_FAILED = 1
@@ -35,9 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Answer Intercom customer conversations with an LLM; drafts below the "
             "confidence threshold go to the team as internal notes. Settings come from "
-            "the environment and from .env (see .env.example)."
+            "the environment and from .env (see .env.example). Without a command, "
+            "run the daemon."
         ),
-        epilog="Exit codes: 0 ok, 1 poll cycle failed, 2 configuration error, "
+        epilog="Exit codes: 0 ok, 1 poll cycle or command failed, 2 configuration error, "
         "3 state file locked or unreadable.",
     )
     parser.add_argument(
@@ -54,6 +58,32 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="read settings from this file too (default: .env; the environment wins)",
     )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    ask = commands.add_parser(
+        "ask",
+        help="draft an answer to a question as the daemon would; sends nothing",
+        description="Draft an answer with the daemon's prompt, memory and policy, and print "
+        "the draft, confidence, reasoning, memory hits and decision. Sends nothing anywhere.",
+    )
+    ask.add_argument("question", help="the customer's message")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    memory = commands.add_parser(
+        "memory", help="seed and inspect the catalogue of verified answers"
+    )
+    memory_commands = memory.add_subparsers(dest="memory_command", metavar="ACTION", required=True)
+    add = memory_commands.add_parser("add", help="add a verified question and answer")
+    add.add_argument("question")
+    add.add_argument("answer")
+    listing = memory_commands.add_parser("list", help="list the catalogue")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
+    search = memory_commands.add_parser("search", help="search the catalogue like the daemon")
+    search.add_argument("text")
+    search.add_argument("--limit", type=int, default=None, help="at most this many hits")
+    search.add_argument(
+        "--min-score", type=float, default=None, help="lowest score shown (MEMORY_MIN_SCORE)"
+    )
+    for sub in (ask, memory):
+        sub.add_argument("--env-file", default=argparse.SUPPRESS, metavar="PATH", help="as above")
     return parser
 
 
@@ -67,7 +97,16 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
 
     load_dotenv(args.env_file, override=False)
     try:
-        settings = load_settings()
+        if args.command is None:
+            settings = load_settings()
+        else:
+            settings = load_settings(need_intercom=False, need_openai=args.command == "ask")
+            if args.command == "memory" and not (settings.mem0_api_key or settings.openai_api_key):
+                raise ConfigError(
+                    "OPENAI_API_KEY",
+                    "is required for the local answer memory (embeddings); "
+                    "or set MEM0_API_KEY for the Mem0 platform",
+                )
     except ConfigError as exc:
         print(f"intercom-responder: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -75,6 +114,20 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
     from .logs import setup_logging
 
     setup_logging(settings.log_level, settings.log_format, settings.secrets())
+    if args.command == "ask":
+        from .commands import ask
+
+        return ask(settings, args.question, as_json=args.json, out=out)
+    if args.command == "memory":
+        from . import commands
+
+        if args.memory_command == "add":
+            return commands.memory_add(settings, args.question, args.answer, out=out)
+        if args.memory_command == "list":
+            return commands.memory_list(settings, limit=args.limit, out=out)
+        return commands.memory_search(
+            settings, args.text, limit=args.limit, min_score=args.min_score, out=out
+        )
     return run(settings, once=args.once, dry_run=args.dry_run, out=out)
 
 
@@ -88,6 +141,12 @@ class App:
     pipeline: Pipeline
     poller: Poller
     stopping: threading.Event
+    recall: Recall | None = None
+
+    def close(self) -> None:
+        if self.recall is not None:
+            self.recall.close()
+        self.store.close()
 
 
 def build_app(
@@ -99,20 +158,13 @@ def build_app(
 ) -> App:
     """Open the state store and connect the parts. Raises `StateFileError`."""
     from .intercom import IntercomClient
-    from .pipeline import Pipeline, PipelineSettings
+    from .pipeline import Pipeline
     from .poller import Poller
-    from .responder import OpenAIResponder
     from .store import StateStore
-    from .triage import Rules
 
     store = StateStore(settings.state_file, read_only=dry_run)
     stopping = threading.Event()
-    rules = Rules(
-        admin_id=settings.intercom_admin_id,
-        debounce_seconds=settings.debounce_seconds,
-        max_message_age_seconds=settings.max_message_age_hours * 3600,
-        skip_assigned_to_others=settings.skip_assigned_to_others,
-    )
+    rules = rules_for(settings)
     intercom = IntercomClient(
         token=settings.intercom_access_token,
         base_url=settings.intercom_api_base,
@@ -120,27 +172,18 @@ def build_app(
         timeout=settings.intercom_timeout,
     )
     if responder is None:
-        responder = OpenAIResponder(
-            api_key=settings.openai_api_key,
-            model=settings.openai_model,
-            base_url=settings.openai_base_url,
-            timeout=settings.openai_timeout,
-            max_retries=settings.openai_max_retries,
-        )
+        responder = build_responder(settings)
     printer = out or sys.stdout
+    recall = build_recall(settings) if settings.memory_top_k > 0 else None
     pipeline = Pipeline(
         intercom=intercom,
         responder=responder,
         store=store,
-        settings=PipelineSettings(
-            rules=rules,
-            confidence_threshold=settings.confidence_threshold,
-            max_attempts=settings.max_attempts,
-            session_ttl_seconds=settings.session_ttl_hours * 3600,
-        ),
+        settings=pipeline_settings(settings),
         dry_run=dry_run,
         stopping=stopping,
         report=(lambda outcome: print_dry_run(outcome, printer)) if dry_run else None,
+        recall=recall,
     )
     poller = Poller(
         intercom=intercom,
@@ -151,7 +194,73 @@ def build_app(
         session_ttl_seconds=settings.session_ttl_hours * 3600,
         stopping=stopping,
     )
-    return App(settings, store, intercom, pipeline, poller, stopping)
+    return App(settings, store, intercom, pipeline, poller, stopping, recall)
+
+
+def build_responder(settings: Settings) -> Responder:
+    from .responder import OpenAIResponder
+
+    return OpenAIResponder(
+        api_key=settings.openai_api_key,
+        model=settings.openai_model,
+        base_url=settings.openai_base_url,
+        timeout=settings.openai_timeout,
+        max_retries=settings.openai_max_retries,
+    )
+
+
+def pipeline_settings(settings: Settings) -> PipelineSettings:
+    from .pipeline import PipelineSettings
+    from .policy import PolicyRules
+
+    return PipelineSettings(
+        rules=rules_for(settings),
+        policy=PolicyRules(
+            threshold=settings.confidence_threshold,
+            escalation_keywords=settings.escalation_keywords,
+            max_ai_replies_per_hour=settings.max_ai_replies_per_hour,
+        ),
+        max_attempts=settings.max_attempts,
+        session_ttl_seconds=settings.session_ttl_hours * 3600,
+        handoff_team_id=settings.handoff_team_id,
+        handoff_admin_id=settings.handoff_admin_id,
+        memory_top_k=settings.memory_top_k,
+        memory_min_score=settings.memory_min_score,
+    )
+
+
+def rules_for(settings: Settings) -> Rules:
+    from .triage import Rules
+
+    return Rules(
+        admin_id=settings.intercom_admin_id,
+        debounce_seconds=settings.debounce_seconds,
+        max_message_age_seconds=settings.max_message_age_hours * 3600,
+        skip_assigned_to_others=settings.skip_assigned_to_others,
+    )
+
+
+def open_answer_memory(settings: Settings) -> AnswerMemory:
+    """The configured backend: Mem0 platform with MEM0_API_KEY, else local under DATA_DIR."""
+    from .memory import open_memory
+
+    return open_memory(
+        mem0_api_key=settings.mem0_api_key,
+        mem0_host=settings.mem0_host,
+        data_dir=settings.data_dir,
+        openai_api_key=settings.openai_api_key,
+        openai_base_url=settings.openai_base_url,
+        embedding_model=settings.embedding_model,
+        embedding_dims=settings.embedding_dims,
+        llm_model=settings.openai_model,
+        timeout=settings.memory_timeout,
+    )
+
+
+def build_recall(settings: Settings) -> Recall:
+    from .recall import Recall
+
+    return Recall(lambda: open_answer_memory(settings), timeout=settings.memory_timeout)
 
 
 def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> int:
@@ -175,11 +284,13 @@ def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> int:
         settings.openai_model,
         settings.state_file,
     )
-    with app.store:
+    try:
         if once:
             result = app.poller.poll_once()
             return EXIT_OK if result.ok or app.stopping.is_set() else EXIT_CYCLE_FAILED
         app.poller.run_forever(settings.poll_interval)
+    finally:
+        app.close()
     log.info("intercom-responder stopped")
     return EXIT_OK
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from .policy import DEFAULT_ESCALATION_KEYWORDS, parse_keywords
+
 T = TypeVar("T")
 
 
@@ -47,33 +49,51 @@ class Settings:
     skip_assigned_to_others: bool = True
     session_ttl_hours: float = 24.0
     max_attempts: int = 5
+    escalation_keywords: tuple[str, ...] = DEFAULT_ESCALATION_KEYWORDS
+    max_ai_replies_per_hour: int = 3
+    handoff_team_id: str | None = None
+    handoff_admin_id: str | None = None
+    mem0_api_key: str | None = None
+    mem0_host: str | None = None
+    memory_top_k: int = 3
+    memory_min_score: float = 0.5
+    memory_timeout: float = 10.0
+    embedding_model: str = "text-embedding-3-small"
+    embedding_dims: int = 1536
     log_level: str = "INFO"
     log_format: str = "text"
 
     def secrets(self) -> list[str]:
         """Values that must never reach a log line."""
-        return [s for s in (self.intercom_access_token, self.openai_api_key) if s]
+        return [
+            s for s in (self.intercom_access_token, self.openai_api_key, self.mem0_api_key) if s
+        ]
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    env: Mapping[str, str] | None = None, *, need_intercom: bool = True, need_openai: bool = True
+) -> Settings:
     """Build `Settings` from `env` (default: the process environment).
 
     Raises `ConfigError` for the first problem found, in the order of the README table.
+    Commands that never talk to Intercom (`ask`, `memory`) pass `need_intercom=False`.
     """
     env = os.environ if env is None else env
     reader = _Reader(env)
     settings = Settings(
-        intercom_access_token=reader.required("INTERCOM_ACCESS_TOKEN"),
-        intercom_admin_id=reader.get("INTERCOM_ADMIN_ID", "", _admin_id, required=True),
+        intercom_access_token=reader.get(
+            "INTERCOM_ACCESS_TOKEN", "", _nonempty, required=need_intercom
+        ),
+        intercom_admin_id=reader.get("INTERCOM_ADMIN_ID", "", _admin_id, required=need_intercom),
         intercom_api_base=reader.get("INTERCOM_API_BASE", "https://api.intercom.io", _url).rstrip(
             "/"
         ),
         intercom_api_version=reader.get("INTERCOM_API_VERSION", "2.16", _nonempty),
         intercom_timeout=reader.get("INTERCOM_TIMEOUT", 30.0, _number(0.1, 600)),
-        openai_api_key=reader.required("OPENAI_API_KEY"),
+        openai_api_key=reader.get("OPENAI_API_KEY", "", _nonempty, required=need_openai),
         openai_base_url=reader.get("OPENAI_BASE_URL", None, _url),
         openai_model=reader.get("OPENAI_MODEL", "gpt-4o", _nonempty),
         openai_timeout=reader.get("OPENAI_TIMEOUT", 60.0, _number(0.1, 3600)),
@@ -88,6 +108,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         skip_assigned_to_others=reader.get("SKIP_ASSIGNED_TO_OTHERS", True, _boolean),
         session_ttl_hours=reader.get("SESSION_TTL_HOURS", 24.0, _number(0.01, 24 * 365)),
         max_attempts=reader.get("MAX_ATTEMPTS", 5, _integer(1, 100)),
+        escalation_keywords=reader.get(
+            "ESCALATION_KEYWORDS", DEFAULT_ESCALATION_KEYWORDS, _keywords
+        ),
+        max_ai_replies_per_hour=reader.get("MAX_AI_REPLIES_PER_HOUR", 3, _integer(0, 1000)),
+        handoff_team_id=reader.get("HANDOFF_TEAM_ID", None, _numeric_id),
+        handoff_admin_id=reader.get("HANDOFF_ADMIN_ID", None, _numeric_id),
+        mem0_api_key=reader.get("MEM0_API_KEY", None, _nonempty),
+        mem0_host=reader.get("MEM0_HOST", None, _url),
+        memory_top_k=reader.get("MEMORY_TOP_K", 3, _integer(0, 50)),
+        memory_min_score=reader.get("MEMORY_MIN_SCORE", 0.5, _number(0, 1)),
+        memory_timeout=reader.get("MEMORY_TIMEOUT", 10.0, _number(0.1, 600)),
+        embedding_model=reader.get("EMBEDDING_MODEL", "text-embedding-3-small", _nonempty),
+        embedding_dims=reader.get("EMBEDDING_DIMS", 1536, _integer(1, 65536)),
         log_level=reader.get("LOG_LEVEL", "INFO", _choice(LOG_LEVELS, upper=True)),
         log_format=reader.get("LOG_FORMAT", "text", _choice(("text", "json"))),
     )
@@ -97,9 +130,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
-
-    def required(self, name: str) -> str:
-        return self.get(name, "", _nonempty, required=True)
 
     def get(
         self,
@@ -135,6 +165,19 @@ def _admin_id(raw: str) -> str:
     if not raw.isdigit():
         raise ValueError("must be the numeric id of an Intercom teammate (see GET /me)")
     return raw
+
+
+def _numeric_id(raw: str) -> str:
+    if not raw.isdigit():
+        raise ValueError("must be a numeric Intercom id")
+    return raw
+
+
+def _keywords(raw: str) -> tuple[str, ...]:
+    keywords = parse_keywords(raw)
+    if not keywords:
+        raise ValueError("must be a comma separated list of words or phrases")
+    return keywords
 
 
 def _url(raw: str) -> str:

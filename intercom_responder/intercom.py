@@ -224,6 +224,21 @@ class IntercomClient:
             idempotent=False,
         )
 
+    def assign(
+        self, conversation_id: str, *, admin_id: str, assignee_type: str, assignee_id: str
+    ) -> dict[str, Any]:
+        """Assign to a team or teammate; repeating an assignment changes nothing."""
+        return self._request(
+            "POST",
+            f"/conversations/{conversation_id}/parts",
+            json={
+                "message_type": "assignment",
+                "type": assignee_type,
+                "admin_id": admin_id,
+                "assignee_id": assignee_id,
+            },
+        )
+
     def mark_read(self, conversation_id: str) -> dict[str, Any]:
         return self._request("PUT", f"/conversations/{conversation_id}", json={"read": True})
 

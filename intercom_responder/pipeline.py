@@ -16,13 +16,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from .conversation import NOTE_MARKER, Conversation, Message
 from .draft import Draft
 from .intercom import AmbiguousWriteError, IntercomClient, IntercomError
 from .markup import text_to_html
-from .policy import Action, Decision, decide
+from .policy import Action, Decision, PolicyRules, check_before_drafting, decide
 from .responder import DraftRequest, Responder
 from .store import (
     AWAITING_USER_REPLY,
@@ -37,6 +38,10 @@ from .store import (
 )
 from .triage import Assessment, Rules, assess
 
+if TYPE_CHECKING:
+    from .memory import MemoryHit
+    from .recall import Recall
+
 log = logging.getLogger(__name__)
 
 #: How often one poll drafts again when the customer keeps writing during drafting.
@@ -45,13 +50,21 @@ MAX_REDRAFTS = 3
 MAX_POST_TRIES = 3
 #: Context given to the model.
 TRANSCRIPT_MESSAGES = 20
+#: The window of MAX_AI_REPLIES_PER_HOUR.
+AI_REPLY_WINDOW_SECONDS = 3600.0
+#: Characters of the customer's messages used to search the answer memory.
+MEMORY_QUERY_CHARS = 2000
 
 
 @dataclass(frozen=True)
 class PipelineSettings:
     rules: Rules
-    confidence_threshold: float
+    policy: PolicyRules = field(default_factory=PolicyRules)
     max_attempts: int = 5
+    handoff_team_id: str | None = None
+    handoff_admin_id: str | None = None
+    memory_top_k: int = 3
+    memory_min_score: float = 0.5
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 1800.0
     session_ttl_seconds: float = 24 * 3600
@@ -68,10 +81,11 @@ class Outcome:
     reason: str
     decision: Decision | None = None
     draft: Draft | None = None
+    memory_hits: tuple[MemoryHit, ...] = ()
 
     @property
     def acted(self) -> bool:
-        return self.status in ("replied", "noted")
+        return self.status in ("replied", "noted", "handed off")
 
 
 class Pipeline:
@@ -86,7 +100,9 @@ class Pipeline:
         clock: Callable[[], float] = time.time,
         stopping: threading.Event | None = None,
         report: Callable[[Outcome], None] | None = None,
+        recall: Recall | None = None,
     ) -> None:
+        self._recall = recall
         self._intercom = intercom
         self._responder = responder
         self._store = store
@@ -147,15 +163,18 @@ class Pipeline:
                 due_at=None,
                 action=None,
             )
-            draft = self._responder.draft(
-                DraftRequest(
-                    conversation_id=conversation.id,
-                    customer_name=conversation.customer_name,
-                    transcript=tuple(conversation.transcript(TRANSCRIPT_MESSAGES)),
-                    pending=assessment.pending,
-                    session_id=self._store.session(conversation.id),
-                )
+            proposal = propose(
+                responder=self._responder,
+                recall=self._recall,
+                settings=self._settings,
+                conversation_id=conversation.id,
+                customer_name=conversation.customer_name,
+                transcript=tuple(conversation.transcript(TRANSCRIPT_MESSAGES)),
+                pending=assessment.pending,
+                ai_replies_last_hour=len(_recent_ai_replies(record, self._clock())),
+                session_id=self._store.session(conversation.id),
             )
+            draft, decision, hits = proposal.draft, proposal.decision, proposal.hits
             if draft.session_id:
                 record = self._record(
                     record,
@@ -164,16 +183,15 @@ class Pipeline:
                     session_id=draft.session_id,
                     session_expires_at=self._clock() + self._settings.session_ttl_seconds,
                 )
-            decision = decide(draft, self._settings.confidence_threshold)
             if self._dry_run:  # remembered in memory only, so a long dry run shows it once
                 self._skip(record, conversation, f"dry run: would {decision.action.value}")
-                return Outcome(conversation.id, "dry-run", decision.reason, decision, draft)
+                return Outcome(conversation.id, "dry-run", decision.reason, decision, draft, hits)
             if self._stopping.is_set():
                 return Outcome(conversation.id, "abandoned", "shutting down before sending")
             fresh = self._read(conversation.id)
             again = assess(fresh, self._settings.rules, self._clock())
             if again.answerable and again.newest and again.newest.part_id == newest.part_id:
-                return self._act(fresh, newest, draft, decision, record)
+                return self._act(fresh, newest, draft, decision, record, hits)
             if (
                 again.newest is not None
                 and again.newest.part_id != newest.part_id
@@ -204,16 +222,23 @@ class Pipeline:
         draft: Draft,
         decision: Decision,
         record: ConversationRecord,
+        hits: tuple[MemoryHit, ...],
     ) -> Outcome:
-        action = "reply" if decision.action is Action.REPLY else "note"
+        action = _ACTIONS[decision.action]
         body = (
             text_to_html(draft.answer) if action == "reply" else review_note_html(draft, decision)
         )
         record = self._record(
-            record, conversation.id, SENDING, action=action, customer_part_id=newest.part_id
+            record,
+            conversation.id,
+            SENDING,
+            action=action,
+            customer_part_id=newest.part_id,
+            memory_ids=[hit.id for hit in hits] or None,
         )
         part, after = self._post(conversation.id, action, body, newest.part_id)
         outcome = self._done(record, action, part, after, decision=decision, draft=draft)
+        outcome = replace(outcome, memory_hits=hits)
         if action == "reply":
             try:
                 self._intercom.mark_read(conversation.id)
@@ -268,6 +293,9 @@ class Pipeline:
     ) -> Outcome:
         state = AWAITING_USER_REPLY if action == "reply" else HANDED_OFF
         reason = decision.reason if decision else "found our own part after a restart"
+        ai_replies = _recent_ai_replies(record, self._clock())
+        if action == "reply":
+            ai_replies.append(part.created_at if part and part.created_at else self._clock())
         self._record(
             record,
             conversation.id,
@@ -278,9 +306,37 @@ class Pipeline:
             last_error=None,
             due_at=None,
             reason=reason,
+            ai_replies=ai_replies or None,
         )
-        status = "recovered" if recovered else ("replied" if action == "reply" else "noted")
+        if action == "handoff":
+            self._assign_for_handoff(conversation.id)
+        status = "recovered" if recovered else _STATUSES[action]
         return Outcome(conversation.id, status, reason, decision, draft)
+
+    def _assign_for_handoff(self, conversation_id: str) -> None:
+        """Put the conversation in a person's inbox; assignments are safe to repeat."""
+        targets = [
+            ("team", self._settings.handoff_team_id),
+            ("admin", self._settings.handoff_admin_id),
+        ]
+        for kind, assignee in targets:
+            if not assignee:
+                continue
+            try:
+                self._intercom.assign(
+                    conversation_id,
+                    admin_id=self._settings.admin_id,
+                    assignee_type=kind,
+                    assignee_id=assignee,
+                )
+            except IntercomError as exc:
+                log.warning(
+                    "conversation %s: handed off, but assigning it to %s %s failed: %s",
+                    conversation_id,
+                    kind,
+                    assignee,
+                    exc,
+                )
 
     def _wait(
         self,
@@ -397,7 +453,7 @@ class Pipeline:
     def _landed(
         self, conversation: Conversation, action: str | None, target_part_id: str
     ) -> Message | None:
-        if action == "note":
+        if action in ("note", "handoff"):
             return conversation.our_note_after(target_part_id, self._settings.admin_id)
         return conversation.our_reply_after(target_part_id, self._settings.admin_id)
 
@@ -437,6 +493,58 @@ class Pipeline:
         )
 
 
+@dataclass(frozen=True)
+class Proposal:
+    draft: Draft
+    decision: Decision
+    hits: tuple[MemoryHit, ...] = ()
+
+
+def propose(
+    *,
+    responder: Responder,
+    recall: Recall | None,
+    settings: PipelineSettings,
+    conversation_id: str,
+    customer_name: str,
+    transcript: tuple[Message, ...],
+    pending: tuple[Message, ...],
+    ai_replies_last_hour: int = 0,
+    session_id: str | None = None,
+) -> Proposal:
+    """Memory, draft and decision: the daemon and `ask` share exactly this."""
+    early = check_before_drafting(settings.policy, ai_replies_last_hour)
+    if early is not None:
+        return Proposal(Draft(answer="", confidence=0.0, reasoning="no draft was made"), early)
+    hits: tuple[MemoryHit, ...] = ()
+    if recall is not None and settings.memory_top_k > 0:
+        query = "\n".join(m.text for m in pending)[-MEMORY_QUERY_CHARS:]
+        hits = tuple(
+            recall.search(query, limit=settings.memory_top_k, min_score=settings.memory_min_score)
+        )
+    draft = responder.draft(
+        DraftRequest(
+            conversation_id=conversation_id,
+            customer_name=customer_name,
+            transcript=transcript,
+            pending=pending,
+            session_id=session_id,
+            known_answers=hits,
+        )
+    )
+    return Proposal(draft, decide(draft, [m.text for m in pending], settings.policy), hits)
+
+
+_ACTIONS = {Action.REPLY: "reply", Action.REVIEW: "note", Action.HANDOFF: "handoff"}
+_STATUSES = {"reply": "replied", "note": "noted", "handoff": "handed off"}
+
+
+def _recent_ai_replies(record: ConversationRecord | None, now: float) -> list[float]:
+    if record is None or not record.ai_replies:
+        return []
+    return [t for t in record.ai_replies if now - t < AI_REPLY_WINDOW_SECONDS]
+
+
 def _seen(conversation: Conversation) -> dict[str, object]:
     """Record which version of the conversation was read, and when (see triage)."""
     return {"seen_updated_at": conversation.updated_at, "seen_at": conversation.fetched_at}
@@ -444,9 +552,14 @@ def _seen(conversation: Conversation) -> dict[str, object]:
 
 def review_note_html(draft: Draft, decision: Decision) -> str:
     """The internal note a teammate sees: why, how sure, and the draft, all escaped."""
+    headline = (
+        "Handed to the team: please answer this customer. The AI stays out of this "
+        "conversation until a teammate has replied."
+        if decision.action is Action.HANDOFF
+        else "Draft reply for review: it was <b>not</b> sent to the customer."
+    )
     parts = [
-        f"<p><b>{NOTE_MARKER}</b> Draft reply for review: "
-        "it was <b>not</b> sent to the customer.</p>",
+        f"<p><b>{NOTE_MARKER}</b> {headline}</p>",
         f"<p><b>Why a human:</b> {_inline(decision.reason)}</p>",
         f"<p><b>Confidence:</b> {draft.confidence:.2f}</p>",
     ]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .conversation import Message
 from .draft import Draft, parse_model_reply
-from .prompts import DRAFT_SCHEMA, SYSTEM_PROMPT, build_user_prompt
+from .prompts import DRAFT_SCHEMA, SYSTEM_PROMPT, KnownAnswer, build_user_prompt
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -33,6 +33,7 @@ class DraftRequest:
     transcript: tuple[Message, ...]
     pending: tuple[Message, ...]
     session_id: str | None = None  # the responder's own session for this conversation
+    known_answers: tuple[KnownAnswer, ...] = ()  # verified answers from the catalogue
 
 
 class Responder(Protocol):
@@ -74,6 +75,7 @@ class OpenAIResponder:
                     customer_name=request.customer_name,
                     transcript=request.transcript,
                     pending=request.pending,
+                    known_answers=request.known_answers,
                 ),
             },
         ]

@@ -64,6 +64,8 @@ class ConversationRecord:
     reason: str | None = None
     session_id: str | None = None
     session_expires_at: float | None = None
+    ai_replies: list[float] | None = None  # when our AI replies went out (last hour only)
+    memory_ids: list[str] | None = None  # catalogue entries given to the model for this draft
     created_at: float = 0.0
     updated_at: float = 0.0
 

@@ -82,7 +82,7 @@ def make_app(
 
     yield make
     for app in apps:
-        app.store.close()
+        app.close()
 
 
 def waiting_customer(
