@@ -74,7 +74,7 @@ def setup_logging(
     root.addHandler(handler)
     root.setLevel(level)
     # Chatty libraries stay at WARNING unless the user asks for DEBUG.
-    for noisy in ("urllib3", "httpx", "httpcore", "httpx2", "httpcore2", "openai"):
+    for noisy in ("urllib3", "httpx", "httpcore", "httpx2", "httpcore2", "openai", "mem0"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
 
 

@@ -10,11 +10,13 @@ under `DATA_DIR` and embeddings from the OpenAI-compatible server the responder 
 
 `mem0` is imported on first use only: it pulls in qdrant-client and friends (about
 1.5 s), and `python main.py --help` must stay fast. Before that import the environment
-is set so that mem0 neither phones home nor prints notices (see `_load_mem0`).
+is set so that mem0 neither phones home nor prints notices (`_prepare_environment`).
 """
 
 from __future__ import annotations
 
+import builtins
+import functools
 import hashlib
 import importlib
 import logging
@@ -419,15 +421,13 @@ class PlatformMemory:
         seen: set[str] = set()
         page = 1
         while len(collected) < limit:
-            current = page
-            raw = self._call(
-                "list",
-                lambda: self._client.get_all(
-                    filters={"AND": [{"user_id": CATALOGUE_USER_ID}]},
-                    page=current,
-                    page_size=page_size,
-                ),
+            request = functools.partial(
+                self._client.get_all,
+                filters={"AND": [{"user_id": CATALOGUE_USER_ID}]},
+                page=page,
+                page_size=page_size,
             )
+            raw = self._call("list", request)
             items = _results(raw, self._where, "list")
             fresh = [item for item in items if str(item.get("id")) not in seen]
             seen.update(str(item.get("id")) for item in fresh)
@@ -673,13 +673,22 @@ def _entries(items: list[dict[str, Any]], where: str) -> list[MemoryEntry]:
 
 
 def _describe(exc: BaseException, secrets: list[str]) -> str:
-    """`Type: message`, short, with any secret masked (some errors echo their input)."""
-    text = f"{type(exc).__name__}: {exc}"
-    cause = exc.__cause__ or exc.__context__
-    if cause is not None and str(cause) and str(cause) not in text:
-        text += f" ({type(cause).__name__}: {cause})"
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return text if len(text) <= 400 else text[:400] + "..."
+    """`Type: message (Cause: first line)`, short, with secrets masked (errors may echo input).
 
+    Mem0's own base exception is called `MemoryError`, which reads like Python running
+    out of memory, so a name that shadows a builtin is shown with its module.
+    """
+    kind = type(exc)
+    name = kind.__name__
+    if kind.__module__ != "builtins" and hasattr(builtins, name):
+        name = f"{kind.__module__}.{name}"
+    text = f"{name}: {' '.join(str(exc).split())}"
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None:
+        lines = str(cause).strip().splitlines()
+        first = lines[0].strip() if lines else ""
+        if first and first not in text:
+            text += f" ({type(cause).__name__}: {first})"
+    for secret in sorted((s for s in secrets if s and len(s) >= 6), key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text if len(text) <= 400 else text[:400] + "..."
