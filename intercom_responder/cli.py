@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .poller import Poller
     from .recall import Recall
     from .responder import Responder
+    from .review_desk import ReviewDesk
     from .store import StateStore
     from .triage import Rules
 
@@ -142,8 +143,16 @@ class App:
     poller: Poller
     stopping: threading.Event
     recall: Recall | None = None
+    desk: ReviewDesk | None = None
+
+    def start(self) -> None:
+        """Connect what runs beside the poll loop (Slack review)."""
+        if self.desk is not None:
+            self.desk.slack.start()
 
     def close(self) -> None:
+        if self.desk is not None:
+            self.desk.slack.stop()
         if self.recall is not None:
             self.recall.close()
         self.store.close()
@@ -175,6 +184,7 @@ def build_app(
         responder = build_responder(settings)
     printer = out or sys.stdout
     recall = build_recall(settings) if settings.memory_top_k > 0 else None
+    desk = build_desk(settings, recall) if settings.slack_enabled and not dry_run else None
     pipeline = Pipeline(
         intercom=intercom,
         responder=responder,
@@ -184,6 +194,7 @@ def build_app(
         stopping=stopping,
         report=(lambda outcome: print_dry_run(outcome, printer)) if dry_run else None,
         recall=recall,
+        desk=desk,
     )
     poller = Poller(
         intercom=intercom,
@@ -193,8 +204,31 @@ def build_app(
         concurrency=settings.concurrency,
         session_ttl_seconds=settings.session_ttl_hours * 3600,
         stopping=stopping,
+        maintenance=[desk.expire_due] if desk is not None else [],
     )
-    return App(settings, store, intercom, pipeline, poller, stopping, recall)
+    return App(settings, store, intercom, pipeline, poller, stopping, recall, desk)
+
+
+def build_desk(settings: Settings, recall: Recall | None) -> ReviewDesk:
+    from .review import SlackReview
+    from .review_desk import ReviewDesk
+
+    assert settings.slack_bot_token and settings.slack_app_token and settings.slack_channel_id
+    slack = SlackReview(
+        bot_token=settings.slack_bot_token,
+        app_token=settings.slack_app_token,
+        channel_id=settings.slack_channel_id,
+        api_url=settings.slack_api_url,
+        approver_ids=settings.slack_approver_ids,
+    )
+    desk = ReviewDesk(
+        slack=slack,
+        timeout_minutes=settings.review_timeout_minutes,
+        recall=recall,
+        workspace_id=settings.intercom_workspace_id,
+    )
+    slack.hooks = desk
+    return desk
 
 
 def build_responder(settings: Settings) -> Responder:
@@ -275,6 +309,7 @@ def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> int:
         print(f"intercom-responder: {exc}", file=sys.stderr)
         return EXIT_STATE
     _install_signal_handlers(app.stopping)
+    app.start()
     mode = " (dry run: nothing is written)" if dry_run else ""
     log.info(
         "intercom-responder starting%s: Intercom %s as admin %s, model %s, state %s",

@@ -60,8 +60,19 @@ class Settings:
     memory_timeout: float = 10.0
     embedding_model: str = "text-embedding-3-small"
     embedding_dims: int = 1536
+    slack_bot_token: str | None = None
+    slack_app_token: str | None = None
+    slack_channel_id: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_approver_ids: tuple[str, ...] = ()
+    review_timeout_minutes: float = 120.0
+    intercom_workspace_id: str | None = None
     log_level: str = "INFO"
     log_format: str = "text"
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_bot_token and self.slack_app_token and self.slack_channel_id)
 
     def secrets(self) -> list[str]:
         """Values that must never reach a log line."""
@@ -121,10 +132,35 @@ def load_settings(
         memory_timeout=reader.get("MEMORY_TIMEOUT", 10.0, _number(0.1, 600)),
         embedding_model=reader.get("EMBEDDING_MODEL", "text-embedding-3-small", _nonempty),
         embedding_dims=reader.get("EMBEDDING_DIMS", 1536, _integer(1, 65536)),
+        slack_bot_token=reader.get("SLACK_BOT_TOKEN", None, _prefixed("xoxb-")),
+        slack_app_token=reader.get("SLACK_APP_TOKEN", None, _prefixed("xapp-")),
+        slack_channel_id=reader.get("SLACK_CHANNEL_ID", None, _slack_id),
+        slack_api_url=_with_slash(reader.get("SLACK_API_URL", "https://slack.com/api/", _url)),
+        slack_approver_ids=reader.get("SLACK_APPROVER_IDS", (), _slack_ids),
+        review_timeout_minutes=reader.get("REVIEW_TIMEOUT_MINUTES", 120.0, _number(1, 7 * 24 * 60)),
+        intercom_workspace_id=reader.get("INTERCOM_WORKSPACE_ID", None, _nonempty),
         log_level=reader.get("LOG_LEVEL", "INFO", _choice(LOG_LEVELS, upper=True)),
         log_format=reader.get("LOG_FORMAT", "text", _choice(("text", "json"))),
     )
+    _check_slack_complete(settings)
     return settings
+
+
+def _check_slack_complete(settings: Settings) -> None:
+    """Two of three Slack settings is a typo, not a choice: say which one is missing."""
+    values = {
+        "SLACK_BOT_TOKEN": settings.slack_bot_token,
+        "SLACK_APP_TOKEN": settings.slack_app_token,
+        "SLACK_CHANNEL_ID": settings.slack_channel_id,
+    }
+    given = [name for name, value in values.items() if value]
+    if given and len(given) < len(values):
+        missing = next(name for name, value in values.items() if not value)
+        raise ConfigError(
+            missing,
+            f"is required for Slack review because {', '.join(given)} is set "
+            "(set all three, or none for internal notes)",
+        )
 
 
 class _Reader:
@@ -178,6 +214,32 @@ def _keywords(raw: str) -> tuple[str, ...]:
     if not keywords:
         raise ValueError("must be a comma separated list of words or phrases")
     return keywords
+
+
+def _prefixed(prefix: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not raw.startswith(prefix):
+            raise ValueError(f"must start with {prefix}")
+        return raw
+
+    return parse
+
+
+def _slack_id(raw: str) -> str:
+    if not raw.isalnum() or not raw.isupper():
+        raise ValueError("must be a Slack id such as C0123ABCD")
+    return raw
+
+
+def _slack_ids(raw: str) -> tuple[str, ...]:
+    ids = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    for user_id in ids:
+        _slack_id(user_id)
+    return ids
+
+
+def _with_slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
 
 
 def _url(raw: str) -> str:

@@ -25,10 +25,12 @@ from .intercom import AmbiguousWriteError, IntercomClient, IntercomError
 from .markup import text_to_html
 from .policy import Action, Decision, PolicyRules, check_before_drafting, decide
 from .responder import DraftRequest, Responder
+from .review import ReviewError
 from .store import (
     AWAITING_USER_REPLY,
     FAILED,
     HANDED_OFF,
+    IN_REVIEW,
     READY_FOR_RESPONSE,
     SENDING,
     SKIPPED,
@@ -41,6 +43,7 @@ from .triage import Assessment, Rules, assess
 if TYPE_CHECKING:
     from .memory import MemoryHit
     from .recall import Recall
+    from .review_desk import ReviewDesk
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +104,16 @@ class Pipeline:
         stopping: threading.Event | None = None,
         report: Callable[[Outcome], None] | None = None,
         recall: Recall | None = None,
+        desk: ReviewDesk | None = None,
     ) -> None:
         self._recall = recall
-        self._intercom = intercom
+        self._desk = desk
+        if desk is not None:
+            desk.attach(self)
+        self.intercom = intercom
         self._responder = responder
-        self._store = store
-        self._settings = settings
+        self.store = store
+        self.settings = settings
         self._dry_run = dry_run
         self._clock = clock
         self._stopping = stopping or threading.Event()
@@ -116,7 +123,7 @@ class Pipeline:
 
     def handle(self, conversation_id: str) -> Outcome:
         """Never raises for a problem with this one conversation: it is recorded."""
-        with self._lock_for(conversation_id):
+        with self.lock_for(conversation_id):
             try:
                 outcome = self._handle(conversation_id)
             except Exception as exc:  # one conversation must never stop the others
@@ -129,15 +136,21 @@ class Pipeline:
     # --- the steps ---------------------------------------------------------------------
 
     def _handle(self, conversation_id: str) -> Outcome:
-        record = self._store.get(conversation_id)
-        conversation = self._read(conversation_id)
+        record = self.store.get(conversation_id)
+        conversation = self.read(conversation_id)
         if record and record.state == SENDING and record.customer_part_id:
             landed = self._landed(conversation, record.action, record.customer_part_id)
             if landed is not None:
+                if self._desk is not None:
+                    self._desk.recovered(record)
                 return self._done(
                     record, record.action or "reply", landed, conversation, recovered=True
                 )
-        assessment = assess(conversation, self._settings.rules, self._clock())
+        if record and record.state == IN_REVIEW:
+            if self._desk is None or self._desk.still_pending(record, conversation) is None:
+                return self._skip(record, conversation, "waiting for the review in Slack")
+            record = self.store.get(conversation_id)  # the stale review was recorded
+        assessment = assess(conversation, self.settings.rules, self._clock())
         if assessment.newest is not None and assessment.wait_until is not None:
             return self._wait(record, conversation, assessment.newest, assessment.wait_until)
         if not assessment.answerable:
@@ -153,7 +166,7 @@ class Pipeline:
             attempts = (
                 record.attempts if record and record.customer_part_id == newest.part_id else 0
             )
-            record = self._record(
+            record = self.save_record(
                 record,
                 conversation.id,
                 READY_FOR_RESPONSE,
@@ -166,32 +179,32 @@ class Pipeline:
             proposal = propose(
                 responder=self._responder,
                 recall=self._recall,
-                settings=self._settings,
+                settings=self.settings,
                 conversation_id=conversation.id,
                 customer_name=conversation.customer_name,
                 transcript=tuple(conversation.transcript(TRANSCRIPT_MESSAGES)),
                 pending=assessment.pending,
                 ai_replies_last_hour=len(_recent_ai_replies(record, self._clock())),
-                session_id=self._store.session(conversation.id),
+                session_id=self.store.session(conversation.id),
             )
             draft, decision, hits = proposal.draft, proposal.decision, proposal.hits
             if draft.session_id:
-                record = self._record(
+                record = self.save_record(
                     record,
                     conversation.id,
                     READY_FOR_RESPONSE,
                     session_id=draft.session_id,
-                    session_expires_at=self._clock() + self._settings.session_ttl_seconds,
+                    session_expires_at=self._clock() + self.settings.session_ttl_seconds,
                 )
             if self._dry_run:  # remembered in memory only, so a long dry run shows it once
                 self._skip(record, conversation, f"dry run: would {decision.action.value}")
                 return Outcome(conversation.id, "dry-run", decision.reason, decision, draft, hits)
             if self._stopping.is_set():
                 return Outcome(conversation.id, "abandoned", "shutting down before sending")
-            fresh = self._read(conversation.id)
-            again = assess(fresh, self._settings.rules, self._clock())
+            fresh = self.read(conversation.id)
+            again = assess(fresh, self.settings.rules, self._clock())
             if again.answerable and again.newest and again.newest.part_id == newest.part_id:
-                return self._act(fresh, newest, draft, decision, record, hits)
+                return self.act(fresh, newest, draft, decision, record, hits, again.pending)
             if (
                 again.newest is not None
                 and again.newest.part_id != newest.part_id
@@ -215,7 +228,7 @@ class Pipeline:
         assert latest is not None
         return self._wait(record, conversation, latest, self._clock())
 
-    def _act(
+    def act(
         self,
         conversation: Conversation,
         newest: Message,
@@ -223,12 +236,24 @@ class Pipeline:
         decision: Decision,
         record: ConversationRecord,
         hits: tuple[MemoryHit, ...],
+        pending: tuple[Message, ...] = (),
     ) -> Outcome:
+        if decision.action is Action.REVIEW and self._desk is not None and self._desk.available:
+            try:
+                return self._desk.request(
+                    conversation, newest, draft, decision, record, pending, hits
+                )
+            except ReviewError as exc:
+                log.warning(
+                    "conversation %s: Slack review failed (%s); posting an internal note",
+                    conversation.id,
+                    exc,
+                )
         action = _ACTIONS[decision.action]
         body = (
             text_to_html(draft.answer) if action == "reply" else review_note_html(draft, decision)
         )
-        record = self._record(
+        record = self.save_record(
             record,
             conversation.id,
             SENDING,
@@ -241,7 +266,7 @@ class Pipeline:
         outcome = replace(outcome, memory_hits=hits)
         if action == "reply":
             try:
-                self._intercom.mark_read(conversation.id)
+                self.intercom.mark_read(conversation.id)
             except IntercomError as exc:
                 log.warning(
                     "conversation %s: replied, but marking it read failed: %s", conversation.id, exc
@@ -257,9 +282,9 @@ class Pipeline:
         for _ in range(MAX_POST_TRIES):
             try:
                 started = self._clock()
-                data = self._intercom.reply(
+                data = self.intercom.reply(
                     conversation_id,
-                    admin_id=self._settings.admin_id,
+                    admin_id=self.settings.admin_id,
                     body_html=body,
                     message_type=message_type,
                 )
@@ -273,7 +298,7 @@ class Pipeline:
                     exc,
                 )
                 last_error = exc
-                after = self._read(conversation_id)
+                after = self.read(conversation_id)
                 landed = self._landed(after, action, target_part_id)
                 if landed is not None:
                     return landed, after
@@ -296,7 +321,7 @@ class Pipeline:
         ai_replies = _recent_ai_replies(record, self._clock())
         if action == "reply":
             ai_replies.append(part.created_at if part and part.created_at else self._clock())
-        self._record(
+        self.save_record(
             record,
             conversation.id,
             state,
@@ -316,16 +341,16 @@ class Pipeline:
     def _assign_for_handoff(self, conversation_id: str) -> None:
         """Put the conversation in a person's inbox; assignments are safe to repeat."""
         targets = [
-            ("team", self._settings.handoff_team_id),
-            ("admin", self._settings.handoff_admin_id),
+            ("team", self.settings.handoff_team_id),
+            ("admin", self.settings.handoff_admin_id),
         ]
         for kind, assignee in targets:
             if not assignee:
                 continue
             try:
-                self._intercom.assign(
+                self.intercom.assign(
                     conversation_id,
-                    admin_id=self._settings.admin_id,
+                    admin_id=self.settings.admin_id,
                     assignee_type=kind,
                     assignee_id=assignee,
                 )
@@ -345,7 +370,7 @@ class Pipeline:
         newest: Message,
         until: float,
     ) -> Outcome:
-        self._record(
+        self.save_record(
             record,
             conversation.id,
             WAITING,
@@ -366,10 +391,10 @@ class Pipeline:
     ) -> Outcome:
         keep = (
             record.state
-            if record and record.state in (AWAITING_USER_REPLY, HANDED_OFF, FAILED)
+            if record and record.state in (AWAITING_USER_REPLY, HANDED_OFF, FAILED, IN_REVIEW)
             else None
         )
-        self._record(
+        self.save_record(
             record,
             conversation.id,
             keep or SKIPPED,
@@ -381,7 +406,7 @@ class Pipeline:
 
     def _failed(self, conversation_id: str, exc: Exception) -> Outcome:
         reason = f"{type(exc).__name__}: {exc}"
-        record = self._store.get(conversation_id)
+        record = self.store.get(conversation_id)
         vanished = (
             isinstance(exc, IntercomError)
             and exc.status == 404
@@ -389,7 +414,7 @@ class Pipeline:
             and exc.path == f"/conversations/{conversation_id}"
         )
         if vanished:
-            self._record(
+            self.save_record(
                 record,
                 conversation_id,
                 SKIPPED,
@@ -399,8 +424,8 @@ class Pipeline:
             return Outcome(conversation_id, "skipped", "conversation no longer exists")
         attempts = (record.attempts if record else 0) + 1
         log.error("conversation %s: attempt %d failed: %s", conversation_id, attempts, reason)
-        if attempts >= self._settings.max_attempts:
-            self._record(
+        if attempts >= self.settings.max_attempts:
+            self.save_record(
                 record, conversation_id, FAILED, attempts=attempts, last_error=reason, due_at=None
             )
             self._post_failure_note(conversation_id, record, attempts, reason)
@@ -408,10 +433,10 @@ class Pipeline:
                 conversation_id, "failed", f"gave up after {attempts} attempts: {reason}"
             )
         delay = min(
-            self._settings.retry_max_seconds,
-            self._settings.retry_base_seconds * 2 ** (attempts - 1),
+            self.settings.retry_max_seconds,
+            self.settings.retry_base_seconds * 2 ** (attempts - 1),
         )
-        self._record(
+        self.save_record(
             record,
             conversation_id,
             WAITING,
@@ -432,9 +457,9 @@ class Pipeline:
             f"<p>Last error: {text_to_html(reason) or 'unknown'}</p>"
         )
         try:
-            self._intercom.reply(
+            self.intercom.reply(
                 conversation_id,
-                admin_id=self._settings.admin_id,
+                admin_id=self.settings.admin_id,
                 body_html=body,
                 message_type="note",
             )
@@ -445,19 +470,19 @@ class Pipeline:
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _read(self, conversation_id: str) -> Conversation:
+    def read(self, conversation_id: str) -> Conversation:
         started = self._clock()
-        data = self._intercom.get_conversation(conversation_id)
+        data = self.intercom.get_conversation(conversation_id)
         return replace(Conversation.from_api(data), fetched_at=started)
 
     def _landed(
         self, conversation: Conversation, action: str | None, target_part_id: str
     ) -> Message | None:
         if action in ("note", "handoff"):
-            return conversation.our_note_after(target_part_id, self._settings.admin_id)
-        return conversation.our_reply_after(target_part_id, self._settings.admin_id)
+            return conversation.our_note_after(target_part_id, self.settings.admin_id)
+        return conversation.our_reply_after(target_part_id, self.settings.admin_id)
 
-    def _record(
+    def save_record(
         self,
         record: ConversationRecord | None,
         conversation_id: str,
@@ -466,10 +491,10 @@ class Pipeline:
     ) -> ConversationRecord:
         base = record or ConversationRecord(conversation_id=conversation_id, state=state)
         updated = replace(base, state=state, **changes)  # type: ignore[arg-type]
-        self._store.put(updated)
+        self.store.put(updated)
         return updated
 
-    def _lock_for(self, conversation_id: str) -> threading.Lock:
+    def lock_for(self, conversation_id: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(conversation_id, threading.Lock())
 

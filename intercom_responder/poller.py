@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +58,9 @@ class Poller:
         session_ttl_seconds: float = 24 * 3600,
         clock: Callable[[], float] = time.time,
         stopping: threading.Event | None = None,
+        maintenance: Sequence[Callable[[], object]] = (),
     ) -> None:
+        self._maintenance = tuple(maintenance)
         self._intercom = intercom
         self._pipeline = pipeline
         self._store = store
@@ -153,6 +155,11 @@ class Poller:
         if ok and not self.stopping.is_set() and newest_seen and newest_seen != cursor:
             self._store.set_cursor(newest_seen)
         self._store.prune(self._session_ttl)
+        for task in self._maintenance:
+            try:
+                task()
+            except Exception:  # e.g. review expiry; the next cycle tries again
+                log.exception("maintenance task %s failed", getattr(task, "__name__", task))
         failed = [o for o in outcomes if o.status == "failed"]
         error = search_error or (f"{len(crashed)} conversation(s) crashed" if crashed else None)
         if failed and error is None:

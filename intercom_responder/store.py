@@ -33,10 +33,20 @@ READY_FOR_RESPONSE = "READY_FOR_RESPONSE"  # customer messages found, draft unde
 SENDING = "SENDING"  # reply or note about to be posted: look before sending again
 AWAITING_USER_REPLY = "AWAITING_USER_REPLY"  # our reply is out
 HANDED_OFF = "HANDED_OFF"  # an internal note put it in front of the team
+IN_REVIEW = "IN_REVIEW"  # a draft waits for a person in Slack (see `review`)
 SKIPPED = "SKIPPED"  # looked at, nothing to do (teammate answered, too old, ...)
 FAILED = "FAILED"  # gave up after MAX_ATTEMPTS; the team got a note
 
-STATES = (WAITING, READY_FOR_RESPONSE, SENDING, AWAITING_USER_REPLY, HANDED_OFF, SKIPPED, FAILED)
+STATES = (
+    WAITING,
+    READY_FOR_RESPONSE,
+    SENDING,
+    IN_REVIEW,
+    AWAITING_USER_REPLY,
+    HANDED_OFF,
+    SKIPPED,
+    FAILED,
+)
 FINISHED_STATES = frozenset({AWAITING_USER_REPLY, HANDED_OFF, SKIPPED, FAILED})
 IN_FLIGHT_STATES = frozenset({READY_FOR_RESPONSE, SENDING})
 
@@ -66,6 +76,7 @@ class ConversationRecord:
     session_expires_at: float | None = None
     ai_replies: list[float] | None = None  # when our AI replies went out (last hour only)
     memory_ids: list[str] | None = None  # catalogue entries given to the model for this draft
+    review: dict[str, Any] | None = None  # IN_REVIEW: the Slack message and all to act on it
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -226,6 +237,10 @@ class StateStore:
     def cursor(self) -> int | None:
         with self._lock:
             return self._data.cursor
+
+    def in_review(self) -> list[ConversationRecord]:
+        with self._lock:
+            return [replace(r) for r in self._data.conversations.values() if r.state == IN_REVIEW]
 
     def due(self, now: float) -> list[ConversationRecord]:
         """Records to look at regardless of the search: in flight, or waiting and due."""

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import copy
 import functools
 import hashlib
@@ -39,22 +38,22 @@ import json
 import math
 import os
 import re
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from openapi_core.templating.paths.exceptions import PathError
 from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+from tests.fakes.loopback import JsonHandler, LoopbackServer
 
 __all__ = ["SPEC_PATH", "FakeIntercom", "RecordedRequest", "load_spec"]
 
@@ -291,43 +290,9 @@ def _search_fields(
     }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; without TCP_NODELAY, Nagle plus the client's
-    # delayed ACK add ~40 ms to every keep-alive response.
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.connections.discard(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _serve(self) -> None:
+class _Handler(JsonHandler["FakeIntercom"]):
+    def dispatch(self) -> None:
         self.server.fake._serve(self)
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
 
     def send_reply(self, reply: _Reply) -> None:
         body = reply.body
@@ -338,30 +303,18 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             data = json.dumps(body).encode()
             headers.setdefault("Content-Type", "application/json; charset=utf-8")
-        try:
-            self.send_response(reply.status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            self.wfile.flush()
-        except OSError:  # the client gave up (read timeout) or went away
-            self.close_connection = True
+        self.send_bytes(reply.status, data, headers.items())
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # stop() must not wait for a handler sleeping in apply_then_hang
+class FakeIntercom(LoopbackServer):
+    """A stateful Intercom API on 127.0.0.1. Use as a context manager or start()/stop().
 
-    def __init__(self, fake: FakeIntercom) -> None:
-        self.fake = fake
-        self.connections: set[socket.socket] = set()
-        super().__init__(("127.0.0.1", 0), _Handler)
+    The server plumbing comes from :class:`~tests.fakes.loopback.LoopbackServer`, except
+    that `base_url` is "" until the first start() and a second start() is a no-op.
+    """
 
-
-class FakeIntercom:
-    """A stateful Intercom API on 127.0.0.1. Use as a context manager or start()/stop()."""
+    handler_class = _Handler
+    thread_label = "FakeIntercom"
 
     def __init__(
         self,
@@ -377,7 +330,6 @@ class FakeIntercom:
         self.clock = clock
         self.rate_limit = rate_limit
         self.rate_window = rate_window
-        self.base_url = ""
         self.requests: list[RecordedRequest] = []
         self.validation_errors: list[str] = []
         self.on_applied: Callable[[RecordedRequest], None] | None = None
@@ -391,8 +343,6 @@ class FakeIntercom:
         self._forced_429: list[float] = []  # reset_in of each pending rate_limit_next
         self._window_start: float | None = None
         self._window_count = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._fields = _search_fields(self._waiting_since)
         if validate:
@@ -400,41 +350,21 @@ class FakeIntercom:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> FakeIntercom:
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        self._server = _Server(self)
-        port = self._server.server_port
-        self.base_url = f"http://127.0.0.1:{port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name=f"FakeIntercom:{port}",
-            daemon=True,
-        )
-        self._thread.start()
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``; "" until started, kept after stop()."""
+        return self._base_url or ""
+
+    def start(self) -> Self:
+        if self._server is None:
+            self._stopping.clear()
+            super().start()
         return self
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()  # wakes handlers sleeping in apply_then_hang
-        server.shutdown()
-        server.server_close()
-        for conn in list(server.connections):  # idle keep-alive connections
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeIntercom:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        if self._server is not None:
+            self._stopping.set()  # wakes handlers sleeping in apply_then_hang
+        super().stop()
 
     # ------------------------------------------------------------------ inspection
 
@@ -688,8 +618,7 @@ class FakeIntercom:
                 _Reply(411, _error_body(request_id, "parameter_invalid", "Length Required"))
             )
             return
-        length = int(raw_headers.get("Content-Length") or 0)
-        raw_body = handler.rfile.read(length) if length else b""
+        raw_body = handler.read_body()
         parsed: Any = None
         body_error: str | None = None
         if raw_body:

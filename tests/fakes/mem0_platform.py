@@ -112,7 +112,6 @@ import hashlib
 import json
 import logging
 import math
-import socket
 import threading
 import time
 import uuid
@@ -120,12 +119,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from socketserver import TCPServer
-from types import TracebackType
-from typing import Any, Literal, Self, cast
+from typing import Any, Literal, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from tests.fakes.loopback import JsonHandler, LoopbackServer
 from tests.fakes.openai_server import embed_text
 
 __all__ = [
@@ -530,103 +527,18 @@ def _expired(memory: dict[str, Any], today: date) -> bool:
 # --------------------------------------------------------------------------- server
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, fake: FakeMem0Platform) -> None:
-        self.fake = fake
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind() calls socket.getfqdn(), which can stall on DNS.
-        TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def close_connections(self) -> None:
-        with self.connections_lock:
-            conns = list(self.connections)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-
 def _title(name: str) -> str:
     return "-".join(part.capitalize() for part in name.split("-"))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(JsonHandler["FakeMem0Platform"]):
     server_version = "FakeMem0Platform/1.0"
-    disable_nagle_algorithm = True
-    server: _Server
+    log_label = "fake-mem0"
 
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("fake-mem0 %s - %s", self.address_string(), format % args)
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks: list[bytes] = []
-            while True:
-                size_line = self.rfile.readline(65537)
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(65537)
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _send_json(self, status: int, payload: Any, headers: dict[str, str]) -> None:
-        body = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
-
-    def _dispatch(self) -> None:
+    def dispatch(self) -> None:
         fake = self.server.fake
         try:
-            raw = self._read_body()
+            raw = self.read_body()
         except (ValueError, OSError):
             self.close_connection = True
             raw = b""
@@ -655,17 +567,24 @@ class _Handler(BaseHTTPRequestHandler):
             fake._record_error(f"{rec.method} {rec.path}: fake crashed: {exc!r}")
             status, payload = 500, {"detail": f"Fake server error: {exc!r}"}
         rec.status = status
-        try:
-            self._send_json(status, payload, headers)
-        except OSError:  # client went away (e.g. its timeout fired during `delay`)
-            self.close_connection = True
+        # If the client went away (e.g. its timeout fired during `delay`), send_json
+        # just marks the connection for closing.
+        self.send_json(status, payload, headers.items())
 
 
 # --------------------------------------------------------------------------- public class
 
 
-class FakeMem0Platform:
-    """A fake Mem0 platform API on 127.0.0.1 for tests; see the module docstring."""
+class FakeMem0Platform(LoopbackServer):
+    """A fake Mem0 platform API on 127.0.0.1 for tests; see the module docstring.
+
+    ``base_url`` is ``http://127.0.0.1:PORT`` (pass as ``host=``); it, ``port``,
+    ``start()``, ``stop()`` and the context manager come from
+    :class:`~tests.fakes.loopback.LoopbackServer`.
+    """
+
+    handler_class = _Handler
+    thread_label = "fake-mem0"
 
     def __init__(self, api_key: str = "m0-test", *, embedding_dim: int = 64) -> None:
         if embedding_dim < 1:
@@ -690,65 +609,6 @@ class FakeMem0Platform:
         self._vectors: dict[str, list[float]] = {}
         self._counter = 0
         self._failures: deque[int] = deque()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._base_url: str | None = None
-
-    # -- lifecycle ---------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (pass as ``host=``); available after :meth:`start`."""
-        if self._base_url is None:
-            raise RuntimeError(
-                "FakeMem0Platform is not started; call start() or use it as a context manager"
-            )
-        return self._base_url
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FakeMem0Platform is not started")
-        return self._server.server_port
-
-    def start(self) -> Self:
-        if self._server is not None:
-            raise RuntimeError("FakeMem0Platform already started")
-        server = _Server(self)
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.02},  # default 0.5 s makes stop() slow
-            name=f"fake-mem0:{server.server_port}",
-            daemon=True,
-        )
-        thread.start()
-        self._server = server
-        self._thread = thread
-        self._base_url = f"http://127.0.0.1:{server.server_port}"
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._server = None
-        self._thread = None
-        server.shutdown()
-        server.server_close()
-        server.close_connections()  # drop idle keep-alive connections
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- configuration and inspection --------------------------------------
 

@@ -39,7 +39,6 @@ failure when it arrives, before sleeping ``delay``.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import itertools
 import json
@@ -47,7 +46,6 @@ import logging
 import math
 import random
 import re
-import socket
 import struct
 import threading
 import time
@@ -55,10 +53,9 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from socketserver import TCPServer
-from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, cast
+
+from tests.fakes.loopback import JsonHandler, LoopbackServer
 
 __all__ = [
     "DEFAULT_REPLY",
@@ -207,101 +204,11 @@ def _message_text(content: Any) -> str:
 # --------------------------------------------------------------------------- server
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, fake: FakeOpenAI) -> None:
-        self.fake = fake
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind() calls socket.getfqdn(), which can stall on DNS.
-        TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def close_connections(self) -> None:
-        with self.connections_lock:
-            conns = list(self.connections)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(JsonHandler["FakeOpenAI"]):
     server_version = "FakeOpenAI/1.0"
-    disable_nagle_algorithm = True
-    server: _Server
+    log_label = "fake-openai"
 
-    # -- plumbing ----------------------------------------------------------
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("fake-openai %s - %s", self.address_string(), format % args)
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks: list[bytes] = []
-            while True:
-                size_line = self.rfile.readline(65537)
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    # Skip trailers up to the terminating empty line.
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(65537)
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("x-request-id", "req_" + uuid.uuid4().hex)
-        for name, value in (headers or {}).items():
-            self.send_header(name, str(value))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-        self.wfile.flush()
-
-    def _dispatch(self) -> None:
+    def dispatch(self) -> None:
         fake = self.server.fake
         headers: dict[str, str]
         try:
@@ -313,15 +220,15 @@ class _Handler(BaseHTTPRequestHandler):
             fake._record_error(exc)
             crash = FakeAPIError(500, f"Fake server error: {exc!r}")
             status, payload, headers = crash.status, crash.body(), crash.headers
-        try:
-            self._send_json(status, payload, headers)
-        except OSError:  # client went away (e.g. its timeout fired during `delay`)
-            self.close_connection = True
+        # If the client went away (e.g. its timeout fired during `delay`), send_json
+        # just marks the connection for closing.
+        request_id = ("x-request-id", "req_" + uuid.uuid4().hex)
+        self.send_json(status, payload, [request_id, *headers.items()])
 
     def _route(self, fake: FakeOpenAI) -> tuple[int, dict[str, Any], dict[str, str]]:
         # Always consume the body first so a keep-alive connection stays in sync.
         try:
-            raw = self._read_body()
+            raw = self.read_body()
         except (ValueError, OSError) as exc:
             self.close_connection = True
             raise FakeAPIError(400, f"Could not read request body: {exc}") from exc
@@ -357,8 +264,16 @@ def _parse_json(raw: bytes) -> dict[str, Any]:
 # --------------------------------------------------------------------------- public class
 
 
-class FakeOpenAI:
-    """A fake OpenAI API on 127.0.0.1 for tests; see the module docstring."""
+class FakeOpenAI(LoopbackServer):
+    """A fake OpenAI API on 127.0.0.1 for tests; see the module docstring.
+
+    ``base_url`` is ``http://127.0.0.1:PORT/v1``; it, ``port``, ``start()``, ``stop()``
+    and the context manager come from :class:`~tests.fakes.loopback.LoopbackServer`.
+    """
+
+    handler_class = _Handler
+    thread_label = "fake-openai"
+    url_suffix = "/v1"
 
     def __init__(self, api_key: str = "sk-test", *, embedding_dim: int = 64) -> None:
         if embedding_dim < 1:
@@ -376,65 +291,6 @@ class FakeOpenAI:
         self.errors: list[BaseException] = []
         self._lock = threading.Lock()
         self._failures: deque[_Failure] = deque()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._base_url: str | None = None
-
-    # -- lifecycle ---------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT/v1``; available after :meth:`start`."""
-        if self._base_url is None:
-            raise RuntimeError(
-                "FakeOpenAI is not started; call start() or use it as a context manager"
-            )
-        return self._base_url
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FakeOpenAI is not started")
-        return self._server.server_port
-
-    def start(self) -> Self:
-        if self._server is not None:
-            raise RuntimeError("FakeOpenAI already started")
-        server = _Server(self)
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.02},  # default 0.5 s makes stop() slow
-            name=f"fake-openai:{server.server_port}",
-            daemon=True,
-        )
-        thread.start()
-        self._server = server
-        self._thread = thread
-        self._base_url = f"http://127.0.0.1:{server.server_port}/v1"
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._server = None
-        self._thread = None
-        server.shutdown()
-        server.server_close()
-        server.close_connections()  # drop idle keep-alive connections
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- configuration -----------------------------------------------------
 
