@@ -39,6 +39,9 @@ from .slack_blocks import (
 log = logging.getLogger(__name__)
 
 RECONNECT_EVERY_SECONDS = 30.0
+#: The aiohttp Socket Mode client notices a dropped network only at its next ping;
+#: Slack's default of 10 s would leave clicks unanswered that long.
+PING_INTERVAL_SECONDS = 2.0
 NOT_ALLOWED = "You are not allowed to act on AI reviews here. Ask a teammate who is."
 
 
@@ -159,9 +162,13 @@ class SlackReview:
                 continue
         if self._handler is not None:
             try:
-                await self._handler.close_async()
+                await asyncio.wait_for(self._handler.close_async(), 3.0)
             except Exception as exc:  # closing must not hang a shutdown
                 log.debug("closing the Slack socket failed: %s", exc)
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:  # the socket client's monitors and any listener still running
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
     async def _connect(self) -> None:
         from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -174,7 +181,7 @@ class SlackReview:
             raise ReviewError(f"auth.test failed: {auth.get('error')}")
         app = AsyncApp(client=client, logger=logging.getLogger("intercom_responder.slack"))
         self._register(app)
-        handler = AsyncSocketModeHandler(app, self._app_token)
+        handler = AsyncSocketModeHandler(app, self._app_token, ping_interval=PING_INTERVAL_SECONDS)
         await handler.connect_async()  # type: ignore[no-untyped-call]
         self._handler = handler
 
@@ -319,5 +326,9 @@ async def _ephemeral(client: Any, channel: str, user_id: str, text: str) -> None
 
 
 def _describe(exc: BaseException) -> str:
+    response: Any = getattr(exc, "response", None)
+    error = response.get("error") if response is not None and hasattr(response, "get") else None
+    if error:  # SlackApiError: the error code is what a person can act on
+        return f"{type(exc).__name__}: {error}"
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__

@@ -1,0 +1,381 @@
+"""Slack review end to end: the real daemon, Bolt over Socket Mode, a fake Slack."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from intercom_responder.cli import App
+from intercom_responder.store import (
+    AWAITING_USER_REPLY,
+    HANDED_OFF,
+    IN_REVIEW,
+    WAITING,
+    ConversationRecord,
+)
+from tests.conftest import ADMIN_ID, TEAMMATE_ID, waiting_customer
+from tests.fakes.intercom import FakeIntercom
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack import FakeSlack
+
+MakeApp = Callable[..., App]
+BOT, APP_TOKEN, CHANNEL = "xoxb-review-secret-0123", "xapp-review-secret-0123", "C0REVIEW"
+REVIEWER, OUTSIDER = "U0REVIEWER", "U0OUTSIDER"
+DRAFT = "You can change it under Billing > E-mail. <!channel>"
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack(bot_token=BOT, app_token=APP_TOKEN, channel_id=CHANNEL) as fake:
+        yield fake
+        assert fake.validation_errors == []
+        assert fake.broadcast_mentions == [], "customer or model text pinged a channel"
+
+
+@pytest.fixture
+def reviewing(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp, slack: FakeSlack
+) -> Iterator[Callable[..., App]]:
+    """A started daemon with Slack review, whose model is unsure; closed before Slack stops."""
+    model.set_json_reply(DRAFT, 0.55, "similar to a verified answer, not the same")
+    started: list[App] = []
+
+    def start(**overrides: str) -> App:
+        app = make_app(
+            SLACK_BOT_TOKEN=BOT,
+            SLACK_APP_TOKEN=APP_TOKEN,
+            SLACK_CHANNEL_ID=CHANNEL,
+            SLACK_API_URL=slack.api_url,
+            **overrides,
+        )
+        app.start()
+        started.append(app)
+        assert slack.wait_connected(10)
+        return app
+
+    yield start
+    for app in started:
+        app.close()
+
+
+def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def replies(intercom: FakeIntercom, cid: str) -> list[dict[str, Any]]:
+    return intercom.parts(cid, author_id=ADMIN_ID, part_type="comment")
+
+
+def notes(intercom: FakeIntercom, cid: str) -> list[dict[str, Any]]:
+    return intercom.parts(cid, author_id=ADMIN_ID, part_type="note")
+
+
+def posted_review(
+    app: App, intercom: FakeIntercom, slack: FakeSlack, text: str = ""
+) -> tuple[str, str]:
+    cid = waiting_customer(
+        intercom, text or "<p>Can I change my billing e-mail? &lt;!channel&gt;</p>"
+    )
+    [outcome] = app.poller.poll_once().outcomes
+    assert outcome.status == "in review"
+    record = app.store.get(cid)
+    assert record is not None and record.state == IN_REVIEW and record.review is not None
+    return cid, str(record.review["ts"])
+
+
+def last_update(slack: FakeSlack, ts: str) -> str:
+    message = slack.message(ts)
+    assert message is not None
+    return json.dumps(message.blocks)
+
+
+def test_a_draft_below_the_threshold_becomes_one_escaped_slack_message(
+    reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
+) -> None:
+    app = reviewing()
+    cid, ts = posted_review(app, intercom, slack)
+
+    [message] = slack.messages
+    rendered = json.dumps(message.blocks)
+    assert message.channel == CHANNEL and message.ts == ts
+    assert [
+        e["action_id"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]
+    ] == ["approve", "edit", "reject"]
+    assert "0.55" in rendered and "similar to a verified answer" in rendered
+    assert "below the threshold" in rendered and "Customer" in rendered
+    assert "&lt;!channel&gt;" in rendered and f"conversation/{cid}" in rendered
+    assert notes(intercom, cid) == [] and replies(intercom, cid) == []
+
+
+def test_approve_sends_the_draft_updates_slack_and_teaches_the_memory(
+    reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
+) -> None:
+    app = reviewing()
+    cid, ts = posted_review(app, intercom, slack)
+
+    envelope = slack.send_block_action(REVIEWER, "approve", message_ts=ts)
+
+    ack = slack.wait_ack(envelope, timeout=3)
+    assert ack is not None and slack.ack_latency(envelope) < 3
+    [reply] = eventually(lambda: replies(intercom, cid))
+    assert "Billing &gt; E-mail" in reply["body"]
+    outcome = eventually(lambda: "Approved" in last_update(slack, ts) and last_update(slack, ts))
+    assert f"<@{REVIEWER}>" in outcome and '"actions"' not in outcome
+    record = app.store.get(cid)
+    assert record is not None and record.state == AWAITING_USER_REPLY
+    assert app.recall is not None
+    entries = eventually(lambda: app.recall.entries())  # type: ignore[union-attr]
+    assert [(e.answer, e.source, e.conversation_id) for e in entries] == [(DRAFT, "approved", cid)]
+
+
+def test_edit_opens_a_prefilled_modal_in_time_and_sends_the_edited_text(
+    reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
+) -> None:
+    app = reviewing()
+    cid, ts = posted_review(app, intercom, slack)
+
+    click = slack.send_block_action(REVIEWER, "edit", message_ts=ts)
+    [view] = eventually(lambda: slack.views_opened)
+    assert slack.wait_ack(click, timeout=3) is not None
+    element = view.view["blocks"][0]["element"]
+    assert element["initial_value"] == DRAFT
+
+    empty = slack.send_view_submission(
+        REVIEWER, callback_id="review_edit", values={"answer": {"answer_input": "   "}}
+    )
+    refused = slack.wait_ack(empty, timeout=3)
+    assert refused is not None
+    assert refused["payload"]["response_action"] == "errors"
+    assert replies(intercom, cid) == []
+
+    submit = slack.send_view_submission(
+        REVIEWER,
+        callback_id="review_edit",
+        values={"answer": {"answer_input": "Settings > Billing > E-mail, then Save."}},
+    )
+    assert slack.wait_ack(submit, timeout=3) is not None
+    [reply] = eventually(lambda: replies(intercom, cid))
+    assert "then Save." in reply["body"]
+    outcome = eventually(lambda: "Edited" in last_update(slack, ts) and last_update(slack, ts))
+    assert "then Save." in outcome
+    assert app.recall is not None
+    entries = eventually(lambda: app.recall.entries())  # type: ignore[union-attr]
+    assert [(e.answer, e.source) for e in entries] == [
+        ("Settings > Billing > E-mail, then Save.", "edited")
+    ]
+
+
+def test_reject_sends_nothing_and_hands_off_with_an_assignment(
+    reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
+) -> None:
+    app = reviewing(HANDOFF_TEAM_ID="4242")
+    cid, ts = posted_review(app, intercom, slack)
+
+    slack.send_block_action(REVIEWER, "reject", message_ts=ts)
+
+    [note] = eventually(lambda: notes(intercom, cid))
+    assert "rejected in Slack" in note["body"]
+    assert replies(intercom, cid) == []
+    eventually(lambda: intercom.conversation(cid)["team_assignee_id"] == 4242)
+    assert "Rejected" in eventually(
+        lambda: "Rejected" in last_update(slack, ts) and last_update(slack, ts)
+    )
+    record = app.store.get(cid)
+    assert record is not None and record.state == HANDED_OFF
+
+
+def test_a_customer_who_wrote_again_makes_the_review_stale_and_gets_a_new_draft(
+    reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
+) -> None:
+    app = reviewing()
+    cid, ts = posted_review(app, intercom, slack)
+    intercom.customer_writes(
+        cid, "<p>Also: can I add a second e-mail?</p>", created_at=int(time.time()) - 5
+    )
+
+    slack.send_block_action(REVIEWER, "approve", message_ts=ts)
+
+    eventually(lambda: "Stale" in last_update(slack, ts))
+    assert "customer wrote again" in last_update(slack, ts)
+    assert replies(intercom, cid) == []
+    [ephemeral] = eventually(lambda: slack.ephemerals)
+    assert ephemeral.user == REVIEWER and "Nothing was sent" in ephemeral.text
+    record = app.store.get(cid)
+    assert record is not None and record.state == WAITING
+    app.poller.poll_once()  # the newer message goes through the pipeline again
+    assert len(slack.messages) == 2
+    record = app.store.get(cid)
+    assert record is not None and record.state == IN_REVIEW
+
+
+def test_a_teammate_who_answered_makes_the_review_stale(
+    reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
+) -> None:
+    app = reviewing()
+    cid, ts = posted_review(app, intercom, slack)
+    intercom.admin_writes(cid, TEAMMATE_ID, "<p>Done for you!</p>")
+
+    slack.send_block_action(REVIEWER, "approve", message_ts=ts)
+
+    eventually(lambda: "teammate answered" in last_update(slack, ts))
+    assert replies(intercom, cid) == []
+
+
+def test_an_undecided_review_expires_and_is_handed_off(
+    reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
+) -> None:
+    app = reviewing()
+    cid, ts = posted_review(app, intercom, slack)
+    record = app.store.get(cid)
+    assert record is not None and record.review is not None
+    app.store.put(
+        ConversationRecord(**{**record.__dict__, "review": {**record.review, "expires_at": 0}})
+    )
+
+    app.poller.poll_once()
+
+    assert "Expired" in last_update(slack, ts)
+    [note] = notes(intercom, cid)
+    assert "REVIEW_TIMEOUT_MINUTES" in note["body"]
+    assert replies(intercom, cid) == []
+    slack.send_block_action(REVIEWER, "approve", message_ts=ts)  # too late now
+    [ephemeral] = eventually(lambda: slack.ephemerals)
+    assert "already decided" in ephemeral.text
+    assert replies(intercom, cid) == []
+
+
+def test_outsiders_are_acknowledged_and_told_privately_on_click_and_on_submit(
+    reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
+) -> None:
+    app = reviewing(SLACK_APPROVER_IDS=f"{REVIEWER}, U0OTHER")
+    cid, ts = posted_review(app, intercom, slack)
+
+    for action in ("approve", "reject", "edit"):
+        envelope = slack.send_block_action(OUTSIDER, action, message_ts=ts)
+        assert slack.wait_ack(envelope, timeout=3) is not None
+    eventually(lambda: len(slack.ephemerals) == 3)
+    assert all(e.user == OUTSIDER and "not allowed" in e.text for e in slack.ephemerals)
+    assert slack.views_opened == []
+    submit = slack.send_view_submission(
+        OUTSIDER,
+        callback_id="review_edit",
+        private_metadata=f"{cid}|{ts}",
+        values={"answer": {"answer_input": "sneaky"}},
+    )
+    assert slack.wait_ack(submit, timeout=3) is not None
+    eventually(lambda: len(slack.ephemerals) == 4)
+    assert replies(intercom, cid) == [] and notes(intercom, cid) == []
+    record = app.store.get(cid)
+    assert record is not None and record.state == IN_REVIEW
+
+
+def test_a_double_click_or_two_reviewers_at_once_send_once(
+    reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
+) -> None:
+    app = reviewing()
+    cid, ts = posted_review(app, intercom, slack)
+
+    first = slack.send_block_action(REVIEWER, "approve", message_ts=ts)
+    slack.send_block_action("U0SECOND", "approve", message_ts=ts)
+    slack.replay(first)
+
+    eventually(lambda: replies(intercom, cid))
+    eventually(lambda: len(slack.ephemerals) >= 2)
+    time.sleep(0.5)
+    assert len(replies(intercom, cid)) == 1
+    assert all("already decided" in e.text for e in slack.ephemerals)
+
+
+def test_a_click_right_after_a_reconnect_is_acknowledged_in_time(
+    reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
+) -> None:
+    app = reviewing()
+    cid, ts = posted_review(app, intercom, slack)
+
+    slack.disconnect("refresh_requested")
+    assert slack.wait_connected(5, min_opened=2)
+    envelope = slack.send_block_action(REVIEWER, "approve", message_ts=ts)
+
+    ack = slack.wait_ack(envelope, timeout=3)
+    assert ack is not None
+    eventually(lambda: replies(intercom, cid))
+
+
+def test_the_socket_comes_back_after_a_network_loss(
+    reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
+) -> None:
+    app = reviewing()
+    cid, ts = posted_review(app, intercom, slack)
+
+    slack.drop_connections()
+    assert slack.wait_connected(8, min_opened=2)
+    envelope = slack.send_block_action(REVIEWER, "approve", message_ts=ts)
+    assert slack.wait_ack(envelope, timeout=3) is not None
+    eventually(lambda: replies(intercom, cid))
+
+
+def test_a_click_after_a_daemon_restart_still_works(
+    reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
+) -> None:
+    first = reviewing()
+    cid, ts = posted_review(first, intercom, slack)
+    started = time.monotonic()
+    first.close()
+    assert time.monotonic() - started < 3  # the socket closes quickly on shutdown
+
+    second = reviewing()
+    assert slack.connections_opened >= 2
+    slack.send_block_action(REVIEWER, "approve", message_ts=ts)
+
+    eventually(lambda: replies(intercom, cid))
+    record = second.store.get(cid)
+    assert record is not None and record.state == AWAITING_USER_REPLY
+    assert second.recall is not None
+    eventually(lambda: second.recall.entries())  # type: ignore[union-attr]
+
+
+def test_slack_down_at_start_falls_back_to_internal_notes(
+    intercom: FakeIntercom,
+    model: FakeOpenAI,
+    make_app: MakeApp,
+    slack: FakeSlack,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model.set_json_reply(DRAFT, 0.55, "unsure")
+    app = make_app(
+        SLACK_BOT_TOKEN="xoxb-wrong-token-0123",
+        SLACK_APP_TOKEN=APP_TOKEN,
+        SLACK_CHANNEL_ID=CHANNEL,
+        SLACK_API_URL=slack.api_url,
+    )
+    app.start()
+    cid = waiting_customer(intercom)
+
+    [outcome] = app.poller.poll_once().outcomes
+
+    assert outcome.status == "noted"
+    assert len(notes(intercom, cid)) == 1 and slack.messages == []
+    unavailable = [r for r in caplog.records if "Slack review unavailable" in r.getMessage()]
+    assert len(unavailable) == 1 and "invalid_auth" in unavailable[0].getMessage()
+    assert "xoxb-wrong-token-0123" not in caplog.text
+
+
+def test_confident_replies_do_not_go_through_slack(
+    reviewing: Callable[..., App], intercom: FakeIntercom, model: FakeOpenAI, slack: FakeSlack
+) -> None:
+    app = reviewing()
+    model.set_json_reply("Sure, done.", 0.95, "documented")
+    cid = waiting_customer(intercom)
+    app.poller.poll_once()
+    assert len(replies(intercom, cid)) == 1 and slack.messages == []
