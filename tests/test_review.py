@@ -379,3 +379,24 @@ def test_confident_replies_do_not_go_through_slack(
     cid = waiting_customer(intercom)
     app.poller.poll_once()
     assert len(replies(intercom, cid)) == 1 and slack.messages == []
+
+
+def test_a_crash_between_sending_an_approved_reply_and_recording_it_sends_once(
+    reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
+) -> None:
+    app = reviewing()
+    cid, ts = posted_review(app, intercom, slack)
+    record = app.store.get(cid)
+    assert record is not None
+    # the approved reply reached Intercom, then the process died before recording it
+    app.store.put(ConversationRecord(**{**record.__dict__, "state": "SENDING", "action": "reply"}))
+    intercom.admin_writes(cid, ADMIN_ID, "<p>the approved reply</p>")
+
+    [outcome] = app.poller.poll_once().outcomes
+
+    assert outcome.status == "recovered"
+    assert len(replies(intercom, cid)) == 1
+    assert "Sent" in last_update(slack, ts) and '"actions"' not in last_update(slack, ts)
+    slack.send_block_action(REVIEWER, "approve", message_ts=ts)  # a late click changes nothing
+    eventually(lambda: slack.ephemerals)
+    assert len(replies(intercom, cid)) == 1
