@@ -168,11 +168,7 @@ class ReviewDesk:
         who = mention(action.user_id)
         if action.kind == REJECT:
             if newest is not None and current:
-                draft = Draft(
-                    answer=str(review.get("draft") or ""),
-                    confidence=float(review.get("confidence") or 0.0),
-                    reasoning=str(review.get("reasoning") or ""),
-                )
+                draft = _reviewed_draft(review)
                 decision = Decision(Action.HANDOFF, f"the draft was rejected in Slack by {who}")
                 pipeline.act(fresh, newest, draft, decision, record, ())
             else:
@@ -185,11 +181,7 @@ class ReviewDesk:
             return f"Nothing was sent: {reason}."
         edited = action.kind == EDIT
         text = (action.text or "").strip() if edited else str(review.get("draft") or "")
-        draft = Draft(
-            answer=text,
-            confidence=float(review.get("confidence") or 0.0),
-            reasoning=str(review.get("reasoning") or ""),
-        )
+        draft = _reviewed_draft(review, answer=text)
         verb = "edited" if edited else "approved"
         decision = Decision(Action.REPLY, f"{verb} in Slack by {action.user_id}")
         pipeline.act(fresh, newest, draft, decision, record, ())
@@ -237,11 +229,7 @@ class ReviewDesk:
         newest = assessment.newest
         minutes = self._timeout / 60
         if newest is not None and newest.part_id == review.get("customer_part_id"):
-            draft = Draft(
-                answer=str(review.get("draft") or ""),
-                confidence=float(review.get("confidence") or 0.0),
-                reasoning=str(review.get("reasoning") or ""),
-            )
+            draft = _reviewed_draft(review)
             decision = Decision(
                 Action.HANDOFF,
                 f"nobody decided on the review in Slack within {minutes:g} minutes "
@@ -329,6 +317,14 @@ def _stale_reason(newest: Message | None, review: dict[str, Any], skip_reason: s
     if skip_reason and skip_reason.startswith("last comment"):
         return "a teammate answered since the draft"
     return skip_reason or "the conversation changed since the draft"
+
+
+def _reviewed_draft(review: dict[str, Any], answer: str | None = None) -> Draft:
+    return Draft(
+        answer=str(review.get("draft") or "") if answer is None else answer,
+        confidence=float(review.get("confidence") or 0.0),
+        reasoning=str(review.get("reasoning") or ""),
+    )
 
 
 def _content(conversation_id: str, review: dict[str, Any]) -> ReviewContent:
