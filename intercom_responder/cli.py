@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
@@ -83,7 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--min-score", type=float, default=None, help="lowest score shown (MEMORY_MIN_SCORE)"
     )
-    for sub in (ask, memory):
+    sync = commands.add_parser(
+        "sync",
+        help="teach the answer memory from past conversations",
+        description="Walk past conversations (open and closed) and add every customer "
+        "question a teammate answered to the catalogue. Safe to run twice; after Ctrl-C or "
+        "a crash, run it again to continue.",
+    )
+    sync.add_argument(
+        "--since", type=_date, metavar="YYYY-MM-DD", help="only conversations updated since"
+    )
+    sync.add_argument("--limit", type=int, metavar="N", help="at most N conversations")
+    sync.add_argument(
+        "--dry-run",
+        dest="sync_dry_run",
+        action="store_true",
+        help="show the pairs that would be added; write nothing",
+    )
+    for sub in (ask, memory, sync):
         sub.add_argument("--env-file", default=argparse.SUPPRESS, metavar="PATH", help="as above")
     return parser
 
@@ -101,8 +119,12 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         if args.command is None:
             settings = load_settings()
         else:
-            settings = load_settings(need_intercom=False, need_openai=args.command == "ask")
-            if args.command == "memory" and not (settings.mem0_api_key or settings.openai_api_key):
+            settings = load_settings(
+                need_intercom=args.command == "sync", need_openai=args.command == "ask"
+            )
+            if args.command in ("memory", "sync") and not (
+                settings.mem0_api_key or settings.openai_api_key
+            ):
                 raise ConfigError(
                     "OPENAI_API_KEY",
                     "is required for the local answer memory (embeddings); "
@@ -119,6 +141,16 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         from .commands import ask
 
         return ask(settings, args.question, as_json=args.json, out=out)
+    if args.command == "sync":
+        from .commands import sync
+
+        return sync(
+            settings,
+            since=args.since,
+            limit=args.limit,
+            dry_run=args.sync_dry_run or args.dry_run,
+            out=out,
+        )
     if args.command == "memory":
         from . import commands
 
@@ -166,7 +198,6 @@ def build_app(
     responder: Responder | None = None,
 ) -> App:
     """Open the state store and connect the parts. Raises `StateFileError`."""
-    from .intercom import IntercomClient
     from .pipeline import Pipeline
     from .poller import Poller
     from .store import StateStore
@@ -174,12 +205,7 @@ def build_app(
     store = StateStore(settings.state_file, read_only=dry_run)
     stopping = threading.Event()
     rules = rules_for(settings)
-    intercom = IntercomClient(
-        token=settings.intercom_access_token,
-        base_url=settings.intercom_api_base,
-        version=settings.intercom_api_version,
-        timeout=settings.intercom_timeout,
-    )
+    intercom = build_intercom(settings)
     if responder is None:
         responder = build_responder(settings)
     printer = out or sys.stdout
@@ -229,6 +255,17 @@ def build_desk(settings: Settings, recall: Recall | None) -> ReviewDesk:
     )
     slack.hooks = desk
     return desk
+
+
+def build_intercom(settings: Settings) -> IntercomClient:
+    from .intercom import IntercomClient
+
+    return IntercomClient(
+        token=settings.intercom_access_token,
+        base_url=settings.intercom_api_base,
+        version=settings.intercom_api_version,
+        timeout=settings.intercom_timeout,
+    )
 
 
 def build_responder(settings: Settings) -> Responder:
@@ -328,6 +365,13 @@ def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> int:
         app.close()
     log.info("intercom-responder stopped")
     return EXIT_OK
+
+
+def _date(raw: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a date like 2026-01-31") from None
 
 
 def print_dry_run(outcome: Outcome, out: TextIO) -> None:

@@ -24,10 +24,13 @@ from .cli import (
 from .conversation import Message
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from .config import Settings
     from .memory import AnswerMemory, MemoryHit
 
 EXIT_FAILED = EXIT_CYCLE_FAILED
+EXIT_INTERRUPTED = 130  # as a shell reports Ctrl-C
 
 
 def ask(settings: Settings, question: str, *, as_json: bool, out: TextIO) -> int:
@@ -176,3 +179,42 @@ def _hit_json(hit: MemoryHit) -> dict[str, Any]:
 def _one_line(text: str, limit: int = 160) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def sync(
+    settings: Settings, *, since: date | None, limit: int | None, dry_run: bool, out: TextIO
+) -> int:
+    from .cli import EXIT_STATE, build_intercom
+    from .intercom import IntercomError
+    from .memory import AnswerMemoryError
+    from .store import StateFileError, SyncProgress
+    from .sync import HistorySync
+
+    try:
+        progress = SyncProgress(settings.state_file)
+    except StateFileError as exc:
+        print(f"intercom-responder: {exc}", file=sys.stderr)
+        return EXIT_STATE
+    memory: AnswerMemory | None = None
+    try:
+        if not dry_run:
+            memory = open_answer_memory(settings)
+        result = HistorySync(
+            intercom=build_intercom(settings),
+            memory=memory,
+            progress=progress,
+            admin_id=settings.intercom_admin_id,
+            out=out,
+        ).run(since=since, limit=limit)
+    except (IntercomError, AnswerMemoryError) as exc:
+        print(
+            f"intercom-responder: sync stopped: {exc}. What was done is kept; run the same "
+            "command again to continue.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    finally:
+        if memory is not None:
+            memory.close()
+        progress.close()
+    return EXIT_INTERRUPTED if result.interrupted else EXIT_OK

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 FORMAT_VERSION = 1
 
@@ -133,29 +133,9 @@ class StateStore:
     # --- lifecycle -----------------------------------------------------------------
 
     def _acquire_file_lock(self) -> None:
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        try:
-            lock_path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the process lifetime
-        except OSError as exc:
-            raise StateFileError(
-                f"{lock_path}: cannot create the lock file: {exc.strerror}"
-            ) from exc
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
-            raise StateLockedError(
-                f"{self.path}: already in use by another intercom-responder (pid {holder}); "
-                "stop it first, or give this one its own STATE_FILE"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._lock_file = handle
+        self._lock_file = lock_exclusively(
+            self.path, "stop it first, or give this one its own STATE_FILE"
+        )
 
     def close(self) -> None:
         if self._lock_file is not None:
@@ -171,21 +151,9 @@ class StateStore:
         self.close()
 
     def _load(self) -> _Data:
-        try:
-            raw = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        document = read_json(self.path, "state file")
+        if document is None:
             return _Data()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise StateFileError(
-                f"{self.path}: cannot read the state file ({exc}); it was left unchanged"
-            ) from exc
-        try:
-            document = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise StateFileError(
-                f"{self.path}: the state file is not valid JSON (line {exc.lineno}, column "
-                f"{exc.colno}: {exc.msg}); it was left unchanged - repair it or move it away"
-            ) from exc
         try:
             return self._parse(document)
         except (TypeError, ValueError) as exc:
@@ -315,22 +283,139 @@ class StateStore:
     def _save(self) -> None:
         if self.read_only:
             return
-        payload = json.dumps(self._document(), separators=(",", ":"), sort_keys=True)
-        directory = self.path.parent if str(self.path.parent) else Path(".")
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        write_atomically(self.path, self._document())
+
+
+def lock_exclusively(path: Path, advice: str) -> TextIO:
+    """Hold `<path>.lock` for the life of the process; a second holder fails at once."""
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the process lifetime
+    except OSError as exc:
+        raise StateFileError(f"{lock_path}: cannot create the lock file: {exc.strerror}") from exc
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise StateLockedError(
+            f"{path}: already in use by another intercom-responder (pid {holder}); {advice}"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def write_atomically(path: Path, document: Any) -> None:
+    """Temp file, fsync, rename, fsync the directory: a crash leaves old or new, never half."""
+    payload = json.dumps(document, separators=(",", ":"), sort_keys=True)
+    directory = path.parent if str(path.parent) else Path(".")
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
+            tmp.write(payload)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_json(path: Path, what: str) -> Any:
+    """The document at `path`, None when missing; unreadable files are an error, untouched."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StateFileError(
+            f"{path}: cannot read the {what} ({exc}); it was left unchanged"
+        ) from exc
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise StateFileError(
+            f"{path}: the {what} is not valid JSON (line {exc.lineno}, column "
+            f"{exc.colno}: {exc.msg}); it was left unchanged - repair it or move it away"
+        ) from exc
+
+
+@dataclass
+class SyncJob:
+    """One history sync: which conversations, and how far it got."""
+
+    since: int | None
+    limit: int | None
+    conversation_ids: list[str]
+    position: int = 0
+    finished: bool = False
+    started_at: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class SyncProgress:
+    """The sync's position, beside the state file (`sessions.sync.json`), locked like it.
+
+    Separate from the daemon's state file so that `sync` can run while the daemon runs;
+    written after every conversation, so Ctrl-C or a crash loses at most one.
+    """
+
+    def __init__(self, state_file: Path) -> None:
+        state_file = Path(state_file)
+        self.path = state_file.with_name(f"{state_file.stem}.sync.json")
+        self._lock_file: TextIO | None = lock_exclusively(
+            self.path, "wait for the other sync to finish"
+        )
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-                tmp.write(payload)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp_name, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
+            self.job = self._load()
+        except StateFileError:
+            self.close()
             raise
-        dir_fd = os.open(directory, os.O_RDONLY)
+
+    def _load(self) -> SyncJob | None:
+        document = read_json(self.path, "sync progress file")
+        if document is None:
+            return None
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            job = document["job"]
+            return SyncJob(
+                since=job["since"],
+                limit=job["limit"],
+                conversation_ids=[str(i) for i in job["conversation_ids"]],
+                position=int(job["position"]),
+                finished=bool(job["finished"]),
+                started_at=float(job.get("started_at") or 0.0),
+                counts={str(k): int(v) for k, v in (job.get("counts") or {}).items()},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateFileError(
+                f"{self.path}: the sync progress file has an unexpected shape ({exc}); "
+                "move it away to start the sync anew"
+            ) from exc
+
+    def save(self, job: SyncJob) -> None:
+        self.job = job
+        write_atomically(self.path, {"version": FORMAT_VERSION, "job": asdict(job)})
+
+    def close(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def __enter__(self) -> SyncProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
