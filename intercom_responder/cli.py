@@ -10,16 +10,21 @@ import argparse
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .breaker import CircuitBreaker
     from .config import Settings
+    from .health import Health, HealthServer
     from .intercom import IntercomClient
     from .memory import AnswerMemory
+    from .metrics import Metrics
     from .pipeline import Outcome, Pipeline, PipelineSettings
     from .poller import Poller
     from .recall import Recall
@@ -101,7 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show the pairs that would be added; write nothing",
     )
-    for sub in (ask, memory, sync):
+    check = commands.add_parser(
+        "check",
+        help="check the configuration and reach every configured service once",
+        description="Validate the settings and reach Intercom, the model, the answer memory "
+        "and Slack once each; one line per check. Sends no message. Exit 0 when all pass.",
+    )
+    dlq = commands.add_parser("dlq", help="list dead letters, or put them back in the queue")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", metavar="ACTION")
+    retry = dlq_commands.add_parser("retry", help="try dead letters again (all, or one id)")
+    retry.add_argument("conversation_id", nargs="?", help="only this conversation")
+    for sub in (ask, memory, sync, check, dlq):
         sub.add_argument("--env-file", default=argparse.SUPPRESS, metavar="PATH", help="as above")
     return parser
 
@@ -120,7 +135,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
             settings = load_settings()
         else:
             settings = load_settings(
-                need_intercom=args.command == "sync", need_openai=args.command == "ask"
+                need_intercom=args.command in ("sync", "check"),
+                need_openai=args.command in ("ask", "check"),
             )
             if args.command in ("memory", "sync") and not (
                 settings.mem0_api_key or settings.openai_api_key
@@ -141,6 +157,16 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         from .commands import ask
 
         return ask(settings, args.question, as_json=args.json, out=out)
+    if args.command == "check":
+        from .check import run_checks
+
+        return run_checks(settings, out=out)
+    if args.command == "dlq":
+        from .commands import dlq_list, dlq_retry
+
+        if args.dlq_command == "retry":
+            return dlq_retry(settings, args.conversation_id, out=out)
+        return dlq_list(settings, out=out)
     if args.command == "sync":
         from .commands import sync
 
@@ -176,13 +202,24 @@ class App:
     stopping: threading.Event
     recall: Recall | None = None
     desk: ReviewDesk | None = None
+    metrics: Metrics | None = None
+    health: Health | None = None
+    health_server: HealthServer | None = None
 
-    def start(self) -> None:
-        """Connect what runs beside the poll loop (Slack review)."""
+    def start(self, *, serve_health: bool = True) -> None:
+        """Start what runs beside the poll loop: Slack review, /health and /metrics."""
+        if serve_health and self.settings.health_addr and self.health and self.metrics:
+            from .health import HealthServer
+
+            self.health_server = HealthServer(self.settings.health_addr, self.health, self.metrics)
+            self.health_server.start()
         if self.desk is not None:
             self.desk.slack.start()
 
     def close(self) -> None:
+        if self.health_server is not None:
+            self.health_server.stop()
+            self.health_server = None
         if self.desk is not None:
             self.desk.slack.stop()
         if self.recall is not None:
@@ -198,6 +235,9 @@ def build_app(
     responder: Responder | None = None,
 ) -> App:
     """Open the state store and connect the parts. Raises `StateFileError`."""
+    from .breaker import CircuitBreaker
+    from .health import Health
+    from .metrics import Metrics
     from .pipeline import Pipeline
     from .poller import Poller
     from .store import StateStore
@@ -205,12 +245,25 @@ def build_app(
     store = StateStore(settings.state_file, read_only=dry_run)
     stopping = threading.Event()
     rules = rules_for(settings)
-    intercom = build_intercom(settings)
+    metrics = Metrics()
+    breakers = {
+        name: CircuitBreaker(name, on_change=metrics.breaker_changed)
+        for name in ("intercom", "llm", "mem0", "slack")
+    }
+    intercom = build_intercom(settings, breaker=breakers["intercom"], metrics=metrics)
     if responder is None:
         responder = build_responder(settings)
     printer = out or sys.stdout
-    recall = build_recall(settings) if settings.memory_top_k > 0 else None
-    desk = build_desk(settings, recall) if settings.slack_enabled and not dry_run else None
+    recall = (
+        build_recall(settings, breaker=breakers["mem0"], metrics=metrics)
+        if settings.memory_top_k > 0
+        else None
+    )
+    desk = (
+        build_desk(settings, recall, breaker=breakers["slack"])
+        if settings.slack_enabled and not dry_run
+        else None
+    )
     pipeline = Pipeline(
         intercom=intercom,
         responder=responder,
@@ -221,7 +274,15 @@ def build_app(
         report=(lambda outcome: print_dry_run(outcome, printer)) if dry_run else None,
         recall=recall,
         desk=desk,
+        metrics=metrics,
+        llm_breaker=breakers["llm"],
     )
+    maintenance: list[Callable[[], object]] = []
+    if desk is not None:
+        maintenance.append(desk.expire_due)
+    if not dry_run:
+        maintenance.append(lambda: apply_retry_requests(store, settings.state_file))
+    health = Health(lambda: poller.interval)  # follows the adaptive interval
     poller = Poller(
         intercom=intercom,
         pipeline=pipeline,
@@ -230,12 +291,36 @@ def build_app(
         concurrency=settings.concurrency,
         session_ttl_seconds=settings.session_ttl_hours * 3600,
         stopping=stopping,
-        maintenance=[desk.expire_due] if desk is not None else [],
+        maintenance=maintenance,
+        metrics=metrics,
+        health=health,
+        interval=settings.poll_interval,
+        interval_min=settings.poll_interval_min,
+        interval_max=settings.poll_interval_max,
     )
-    return App(settings, store, intercom, pipeline, poller, stopping, recall, desk)
+    return App(settings, store, intercom, pipeline, poller, stopping, recall, desk, metrics, health)
 
 
-def build_desk(settings: Settings, recall: Recall | None) -> ReviewDesk:
+def apply_retry_requests(store: StateStore, state_file: Path) -> None:
+    """`dlq retry` run while the daemon holds the state file leaves a request file."""
+    import logging
+
+    from .store import take_retry_request
+
+    found, ids = take_retry_request(state_file)
+    if not found:
+        return
+    retried = store.retry_dead_letters() if ids is None else []
+    for conversation_id in ids or []:
+        retried += store.retry_dead_letters(conversation_id)
+    logging.getLogger("intercom_responder").info(
+        "dead letters back in the queue: %s", ", ".join(retried) or "none matched"
+    )
+
+
+def build_desk(
+    settings: Settings, recall: Recall | None, *, breaker: CircuitBreaker | None = None
+) -> ReviewDesk:
     from .review import SlackReview
     from .review_desk import ReviewDesk
 
@@ -252,12 +337,15 @@ def build_desk(settings: Settings, recall: Recall | None) -> ReviewDesk:
         timeout_minutes=settings.review_timeout_minutes,
         recall=recall,
         workspace_id=settings.intercom_workspace_id,
+        breaker=breaker,
     )
     slack.hooks = desk
     return desk
 
 
-def build_intercom(settings: Settings) -> IntercomClient:
+def build_intercom(
+    settings: Settings, *, breaker: CircuitBreaker | None = None, metrics: Metrics | None = None
+) -> IntercomClient:
     from .intercom import IntercomClient
 
     return IntercomClient(
@@ -265,6 +353,9 @@ def build_intercom(settings: Settings) -> IntercomClient:
         base_url=settings.intercom_api_base,
         version=settings.intercom_api_version,
         timeout=settings.intercom_timeout,
+        breaker=breaker,
+        on_call=metrics.intercom_calls.inc if metrics is not None else None,
+        on_rate_limit_wait=(lambda _: metrics.rate_limit_waits.inc()) if metrics else None,
     )
 
 
@@ -328,10 +419,17 @@ def open_answer_memory(settings: Settings) -> AnswerMemory:
     )
 
 
-def build_recall(settings: Settings) -> Recall:
+def build_recall(
+    settings: Settings, *, breaker: CircuitBreaker | None = None, metrics: Metrics | None = None
+) -> Recall:
     from .recall import Recall
 
-    return Recall(lambda: open_answer_memory(settings), timeout=settings.memory_timeout)
+    return Recall(
+        lambda: open_answer_memory(settings),
+        timeout=settings.memory_timeout,
+        breaker=breaker,
+        on_failure=((lambda: metrics.errors.labels(dependency="mem0").inc()) if metrics else None),
+    )
 
 
 def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> int:
@@ -346,7 +444,7 @@ def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> int:
         print(f"intercom-responder: {exc}", file=sys.stderr)
         return EXIT_STATE
     _install_signal_handlers(app.stopping)
-    app.start()
+    app.start(serve_health=not once)
     mode = " (dry run: nothing is written)" if dry_run else ""
     log.info(
         "intercom-responder starting%s: Intercom %s as admin %s, model %s, state %s",
@@ -360,7 +458,7 @@ def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> int:
         if once:
             result = app.poller.poll_once()
             return EXIT_OK if result.ok or app.stopping.is_set() else EXIT_CYCLE_FAILED
-        app.poller.run_forever(settings.poll_interval)
+        app.poller.run_forever()
     finally:
         app.close()
     log.info("intercom-responder stopped")

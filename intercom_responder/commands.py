@@ -218,3 +218,55 @@ def sync(
             memory.close()
         progress.close()
     return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
+
+
+def dlq_list(settings: Settings, *, out: TextIO) -> int:
+    """Dead letters, read without locking so it works beside a running daemon."""
+    from datetime import UTC, datetime
+
+    from .cli import EXIT_STATE
+    from .store import StateFileError, StateStore
+
+    try:
+        store = StateStore(settings.state_file, read_only=True)
+    except StateFileError as exc:
+        print(f"intercom-responder: {exc}", file=sys.stderr)
+        return EXIT_STATE
+    letters = sorted(store.dead_letters(), key=lambda r: r.updated_at)
+    for record in letters:
+        when = datetime.fromtimestamp(record.updated_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        print(
+            f"{record.conversation_id}  {record.attempts} attempts  last {when}\n"
+            f"  {_one_line(record.last_error or 'unknown error', 300)}",
+            file=out,
+        )
+    print(
+        f"{len(letters)} dead letter(s)"
+        + (" - `python main.py dlq retry [ID]` puts them back in the queue" if letters else ""),
+        file=out,
+    )
+    return EXIT_OK
+
+
+def dlq_retry(settings: Settings, conversation_id: str | None, *, out: TextIO) -> int:
+    """Back in the queue: directly, or through a request file when the daemon runs."""
+    from .cli import EXIT_STATE
+    from .store import StateFileError, StateLockedError, StateStore, request_retry
+
+    which = f"conversation {conversation_id}" if conversation_id else "all dead letters"
+    try:
+        store = StateStore(settings.state_file)
+    except StateLockedError:
+        request_retry(settings.state_file, conversation_id)
+        print(f"the running daemon will retry {which} at its next poll", file=out)
+        return EXIT_OK
+    except StateFileError as exc:
+        print(f"intercom-responder: {exc}", file=sys.stderr)
+        return EXIT_STATE
+    with store:
+        retried = store.retry_dead_letters(conversation_id)
+    if not retried:
+        print(f"no dead letter matched ({which})", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"back in the queue: {', '.join(retried)}", file=out)
+    return EXIT_OK

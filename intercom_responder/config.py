@@ -41,6 +41,9 @@ class Settings:
     openai_max_retries: int = 2
     confidence_threshold: float = 0.8
     poll_interval: float = 60.0
+    poll_interval_min: float = 15.0
+    poll_interval_max: float = 300.0
+    health_addr: str = "127.0.0.1:8000"
     debounce_seconds: float = 15.0
     concurrency: int = 4
     state_file: Path = Path("sessions.json")
@@ -111,6 +114,9 @@ def load_settings(
         openai_max_retries=reader.get("OPENAI_MAX_RETRIES", 2, _integer(0, 10)),
         confidence_threshold=reader.get("CONFIDENCE_THRESHOLD", 0.8, _number(0, 1)),
         poll_interval=reader.get("POLL_INTERVAL", 60.0, _number(1, 86400)),
+        poll_interval_min=reader.get("POLL_INTERVAL_MIN", 15.0, _number(1, 86400)),
+        poll_interval_max=reader.get("POLL_INTERVAL_MAX", 300.0, _number(1, 86400)),
+        health_addr=reader.get("HEALTH_ADDR", "127.0.0.1:8000", _address, allow_empty=True),
         debounce_seconds=reader.get("DEBOUNCE_SECONDS", 15.0, _number(0, 3600)),
         concurrency=reader.get("CONCURRENCY", 4, _integer(1, 64)),
         state_file=reader.get("STATE_FILE", Path("sessions.json"), _path),
@@ -143,7 +149,19 @@ def load_settings(
         log_format=reader.get("LOG_FORMAT", "text", _choice(("text", "json"))),
     )
     _check_slack_complete(settings)
+    _check_intervals(settings)
     return settings
+
+
+def _check_intervals(settings: Settings) -> None:
+    if settings.poll_interval_min > settings.poll_interval_max:
+        raise ConfigError("POLL_INTERVAL_MIN", "must not be above POLL_INTERVAL_MAX")
+    if not settings.poll_interval_min <= settings.poll_interval <= settings.poll_interval_max:
+        raise ConfigError(
+            "POLL_INTERVAL",
+            f"must be between POLL_INTERVAL_MIN ({settings.poll_interval_min:g}) and "
+            f"POLL_INTERVAL_MAX ({settings.poll_interval_max:g})",
+        )
 
 
 def _check_slack_complete(settings: Settings) -> None:
@@ -174,8 +192,11 @@ class _Reader:
         parse: Callable[[str], T],
         *,
         required: bool = False,
+        allow_empty: bool = False,
     ) -> T:
         raw = self._env.get(name, "").strip()
+        if allow_empty and name in self._env and not raw:
+            return parse(raw)
         if not raw:
             if required:
                 raise ConfigError(name, "is required but not set")
@@ -200,6 +221,16 @@ def _nonempty(raw: str) -> str:
 def _admin_id(raw: str) -> str:
     if not raw.isdigit():
         raise ValueError("must be the numeric id of an Intercom teammate (see GET /me)")
+    return raw
+
+
+def _address(raw: str) -> str:
+    """HOST:PORT for the health server; empty switches it off."""
+    if not raw:
+        return ""
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError("must be HOST:PORT such as 127.0.0.1:8000, or empty to switch it off")
     return raw
 
 

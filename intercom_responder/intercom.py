@@ -22,6 +22,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from . import __version__
+from .breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,9 @@ class RateLimiter:
         reserve_fraction: float = 0.05,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
+        self._on_wait = on_wait
         self._window = _RateWindow()
         self._lock = threading.Lock()
         self._reserve_fraction = reserve_fraction
@@ -120,6 +123,8 @@ class RateLimiter:
             log.info("Intercom rate limit nearly used up; waiting %.1f s", wait)
             self.waits += 1
             self.waited_seconds += wait
+            if self._on_wait is not None:
+                self._on_wait(wait)
             self._sleep(wait)
 
     def after_response(self, response: requests.Response) -> None:
@@ -152,7 +157,13 @@ class IntercomClient:
         rate_limiter: RateLimiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
         max_attempts: int = MAX_ATTEMPTS,
+        breaker: CircuitBreaker | None = None,
+        on_call: Callable[[], None] | None = None,
+        on_rate_limit_wait: Callable[[float], None] | None = None,
     ) -> None:
+        self._breaker = breaker
+        self._on_call = on_call
+        self._on_rate_limit_wait = on_rate_limit_wait
         self._base_url = base_url.rstrip("/")
         self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
         self._session = session or requests.Session()
@@ -164,7 +175,7 @@ class IntercomClient:
                 "User-Agent": f"intercom-responder/{__version__}",
             }
         )
-        self.rate_limiter = rate_limiter or RateLimiter(sleep=sleep)
+        self.rate_limiter = rate_limiter or RateLimiter(sleep=sleep, on_wait=on_rate_limit_wait)
         self._sleep = sleep
         self._max_attempts = max_attempts
         self._count_lock = threading.Lock()
@@ -174,6 +185,15 @@ class IntercomClient:
 
     def me(self) -> dict[str, Any]:
         return self._request("GET", "/me")
+
+    def get_admin(self, admin_id: str) -> dict[str, Any]:
+        """One teammate; `IntercomError` with status 404 when the workspace has none by that id."""
+        return self._request("GET", f"/admins/{admin_id}")
+
+    def list_admins(self) -> list[dict[str, Any]]:
+        """Every teammate of the workspace (`GET /admins`)."""
+        admins = self._request("GET", "/admins").get("admins")
+        return [a for a in admins if isinstance(a, dict)] if isinstance(admins, list) else []
 
     def search_conversations(
         self, query: dict[str, Any], *, per_page: int = SEARCH_PAGE_SIZE
@@ -252,6 +272,21 @@ class IntercomClient:
         json: Any = None,
         idempotent: bool = True,
     ) -> dict[str, Any]:
+        if self._breaker is not None:
+            self._breaker.check()  # CircuitOpenError: Intercom is failing, try later
+        try:
+            data = self._retrying_request(method, path, json=json, idempotent=idempotent)
+        except IntercomError as exc:
+            if self._breaker is not None and (exc.status is None or exc.status >= 500):
+                self._breaker.failure()  # unreachable or broken, not a 4xx about our request
+            raise
+        if self._breaker is not None:
+            self._breaker.success()
+        return data
+
+    def _retrying_request(
+        self, method: str, path: str, *, json: Any, idempotent: bool
+    ) -> dict[str, Any]:
         retrying = Retrying(
             retry=retry_if_exception(lambda exc: isinstance(exc, _RetryableError)),
             stop=stop_after_attempt(self._max_attempts),
@@ -271,6 +306,8 @@ class IntercomClient:
         self.rate_limiter.before_request()
         with self._count_lock:
             self.calls += 1
+        if self._on_call is not None:
+            self._on_call()
         url = self._base_url + path
         try:
             response = self._session.request(method, url, json=json, timeout=self._timeout)
@@ -288,6 +325,8 @@ class IntercomClient:
             log.warning("Intercom rate limit hit on %s %s; waiting %.1f s", method, path, wait)
             self.rate_limiter.waits += 1
             self.rate_limiter.waited_seconds += wait
+            if self._on_rate_limit_wait is not None:
+                self._on_rate_limit_wait(wait)
             raise _RetryableError(error, wait=wait)
         if response.status_code >= 500:
             error_cls = IntercomError if idempotent else AmbiguousWriteError

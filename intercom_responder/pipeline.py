@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from .conversation import NOTE_MARKER, Conversation, Message
+from .breaker import CircuitBreaker, CircuitOpenError
+from .conversation import NOTE_MARKER, Conversation, ConversationFormatError, Message
 from .draft import Draft
 from .intercom import AmbiguousWriteError, IntercomClient, IntercomError
 from .markup import text_to_html
 from .policy import Action, Decision, PolicyRules, check_before_drafting, decide
-from .responder import DraftRequest, Responder
+from .responder import DraftRequest, Responder, ResponderError
 from .review import ReviewError
 from .store import (
     AWAITING_USER_REPLY,
@@ -42,6 +43,7 @@ from .triage import Assessment, Rules, assess
 
 if TYPE_CHECKING:
     from .memory import MemoryHit
+    from .metrics import Metrics
     from .recall import Recall
     from .review_desk import ReviewDesk
 
@@ -105,7 +107,11 @@ class Pipeline:
         report: Callable[[Outcome], None] | None = None,
         recall: Recall | None = None,
         desk: ReviewDesk | None = None,
+        metrics: Metrics | None = None,
+        llm_breaker: CircuitBreaker | None = None,
     ) -> None:
+        self.metrics = metrics
+        self._llm_breaker = llm_breaker
         self._recall = recall
         self._desk = desk
         if desk is not None:
@@ -150,7 +156,17 @@ class Pipeline:
             if self._desk is None or self._desk.still_pending(record, conversation) is None:
                 return self._skip(record, conversation, "waiting for the review in Slack")
             record = self.store.get(conversation_id)  # the stale review was recorded
-        assessment = assess(conversation, self.settings.rules, self._clock())
+        retrying = bool(record and record.retry_requested)
+        assessment = assess(
+            conversation, self.settings.rules, self._clock(), ignore_handoff=retrying
+        )
+        if (
+            record is not None
+            and record.state == FAILED
+            and assessment.newest is not None
+            and assessment.newest.part_id == record.customer_part_id
+        ):
+            return self._skip(record, conversation, "dead letter: see `python main.py dlq`")
         if assessment.newest is not None and assessment.wait_until is not None:
             return self._wait(record, conversation, assessment.newest, assessment.wait_until)
         if not assessment.answerable:
@@ -171,11 +187,15 @@ class Pipeline:
                 conversation.id,
                 READY_FOR_RESPONSE,
                 customer_part_id=newest.part_id,
+                customer_message_at=newest.created_at,
                 attempts=attempts,
                 **_seen(conversation),
                 due_at=None,
                 action=None,
+                retry_requested=None,
             )
+            if self._llm_breaker is not None:
+                self._llm_breaker.check()
             proposal = propose(
                 responder=self._responder,
                 recall=self._recall,
@@ -188,6 +208,8 @@ class Pipeline:
                 session_id=self.store.session(conversation.id),
             )
             draft, decision, hits = proposal.draft, proposal.decision, proposal.hits
+            if self.metrics is not None and draft.latency_seconds > 0:
+                self.metrics.llm_latency.observe(draft.latency_seconds)
             if draft.session_id:
                 record = self.save_record(
                     record,
@@ -335,8 +357,23 @@ class Pipeline:
         )
         if action == "handoff":
             self._assign_for_handoff(conversation.id)
+        self._count(action, decision, recovered)
         status = "recovered" if recovered else _STATUSES[action]
         return Outcome(conversation.id, status, reason, decision, draft)
+
+    def _count(self, action: str, decision: Decision | None, recovered: bool) -> None:
+        if self.metrics is None:
+            return
+        rule = decision.rule if decision is not None else ""
+        if action == "reply":
+            source = (
+                "recovered" if recovered else (rule if rule in ("approved", "edited") else "ai")
+            )
+            self.metrics.replies_sent.labels(source=source).inc()
+        elif action == "note":
+            self.metrics.review_notes.inc()
+        else:
+            self.metrics.handoffs.labels(reason=rule or "other").inc()
 
     def _assign_for_handoff(self, conversation_id: str) -> None:
         """Put the conversation in a person's inbox; assignments are safe to repeat."""
@@ -375,6 +412,7 @@ class Pipeline:
             conversation.id,
             WAITING,
             customer_part_id=newest.part_id,
+            customer_message_at=newest.created_at,
             due_at=until,
             **_seen(conversation),
             reason="debounce: waiting for the customer to finish writing",
@@ -422,13 +460,26 @@ class Pipeline:
                 due_at=None,
             )
             return Outcome(conversation_id, "skipped", "conversation no longer exists")
+        if isinstance(exc, CircuitOpenError):  # not this message's fault: no attempt counted
+            self.save_record(
+                record,
+                conversation_id,
+                record.state if record and record.state == SENDING else WAITING,
+                due_at=self._clock() + exc.retry_in + 1,
+                last_error=reason,
+            )
+            return Outcome(conversation_id, "postponed", reason)
         attempts = (record.attempts if record else 0) + 1
         log.error("conversation %s: attempt %d failed: %s", conversation_id, attempts, reason)
+        if self.metrics is not None:
+            self.metrics.errors.labels(dependency=_dependency(exc)).inc()
         if attempts >= self.settings.max_attempts:
             self.save_record(
                 record, conversation_id, FAILED, attempts=attempts, last_error=reason, due_at=None
             )
             self._post_failure_note(conversation_id, record, attempts, reason)
+            if self.metrics is not None:
+                self.metrics.dead_letters.inc()
             return Outcome(
                 conversation_id, "failed", f"gave up after {attempts} attempts: {reason}"
             )
@@ -558,6 +609,14 @@ def propose(
         )
     )
     return Proposal(draft, decide(draft, [m.text for m in pending], settings.policy), hits)
+
+
+def _dependency(exc: Exception) -> str:
+    if isinstance(exc, IntercomError | ConversationFormatError):
+        return "intercom"
+    if isinstance(exc, ResponderError):
+        return "llm"
+    return "internal"
 
 
 _ACTIONS = {Action.REPLY: "reply", Action.REVIEW: "note", Action.HANDOFF: "handoff"}

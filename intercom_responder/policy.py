@@ -56,6 +56,7 @@ class Action(StrEnum):
 class Decision:
     action: Action
     reason: str
+    rule: str = ""  # a short fixed code for metrics: the reason without the details
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ def check_before_drafting(rules: PolicyRules, ai_replies_last_hour: int) -> Deci
             Action.HANDOFF,
             f"already sent {ai_replies_last_hour} AI replies in this conversation in the last "
             f"hour (MAX_AI_REPLIES_PER_HOUR is {rules.max_ai_replies_per_hour})",
+            "ai_reply_limit",
         )
     return None
 
@@ -80,23 +82,27 @@ def decide(draft: Draft, customer_texts: Sequence[str], rules: PolicyRules) -> D
     text = "\n".join(customer_texts)
     keyword = matched_keyword(text, rules.escalation_keywords)
     if keyword:
-        return Decision(Action.HANDOFF, f"the customer's message mentions {keyword!r}")
+        return Decision(
+            Action.HANDOFF, f"the customer's message mentions {keyword!r}", "escalation_keyword"
+        )
     if asks_for_human(text):
-        return Decision(Action.HANDOFF, "the customer asked for a human")
+        return Decision(Action.HANDOFF, "the customer asked for a human", "human_requested")
     if draft.error:
-        return Decision(Action.REVIEW, f"model reply unusable: {draft.error}")
+        return Decision(Action.REVIEW, f"model reply unusable: {draft.error}", "unusable_reply")
     if not draft.answer.strip():
-        return Decision(Action.HANDOFF, "the draft is empty")
+        return Decision(Action.HANDOFF, "the draft is empty", "empty_draft")
     if draft.needs_human:
-        return Decision(Action.HANDOFF, "the model said a human should answer")
+        return Decision(Action.HANDOFF, "the model said a human should answer", "model_needs_human")
     if draft.confidence < rules.threshold:
         return Decision(
             Action.REVIEW,
             f"confidence {draft.confidence:.2f} is below the threshold {rules.threshold:.2f}",
+            "low_confidence",
         )
     return Decision(
         Action.REPLY,
         f"confidence {draft.confidence:.2f} is at or above the threshold {rules.threshold:.2f}",
+        "confident",
     )
 
 

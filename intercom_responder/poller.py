@@ -16,12 +16,17 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .breaker import CircuitOpenError
 from .intercom import IntercomClient, IntercomError
 from .pipeline import Outcome, Pipeline
 from .store import StateStore
 from .triage import Rules, skip_from_summary
+
+if TYPE_CHECKING:
+    from .health import Health
+    from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,7 @@ class CycleResult:
     read: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
     error: str | None = None
+    completed: bool = True  # the search went through and every conversation was recorded
     intercom_calls: int = 0
     seconds: float = 0.0
 
@@ -59,8 +65,18 @@ class Poller:
         clock: Callable[[], float] = time.time,
         stopping: threading.Event | None = None,
         maintenance: Sequence[Callable[[], object]] = (),
+        metrics: Metrics | None = None,
+        health: Health | None = None,
+        interval: float = 60.0,
+        interval_min: float | None = None,
+        interval_max: float | None = None,
     ) -> None:
         self._maintenance = tuple(maintenance)
+        self._metrics = metrics
+        self._health = health
+        self.interval = interval
+        self._interval_min = interval if interval_min is None else interval_min
+        self._interval_max = interval if interval_max is None else interval_max
         self._intercom = intercom
         self._pipeline = pipeline
         self._store = store
@@ -98,6 +114,7 @@ class Poller:
             self._running.release()
         result.intercom_calls = self._intercom.calls - calls_before
         result.seconds = time.monotonic() - started
+        self._observe(result)
         counts = result.counts()
         summary = (
             ", ".join(f"{status} {n}" for status, n in sorted(counts.items())) or "nothing to do"
@@ -142,7 +159,7 @@ class Poller:
                 )
                 if skip is None:
                     candidates[conversation_id] = None
-        except IntercomError as exc:
+        except (IntercomError, CircuitOpenError) as exc:
             search_error = f"search failed: {exc}"
             log.error("%s", search_error)
         for record in self._store.due(now):
@@ -170,7 +187,28 @@ class Poller:
             read=len(outcomes),
             outcomes=outcomes,
             error=error,
+            completed=ok,
         )
+
+    def _observe(self, result: CycleResult) -> None:
+        if self._health is not None:
+            self._health.poll_finished(result.completed, result.error)
+        if self._metrics is None:
+            return
+        self._metrics.polls.inc()
+        if not result.completed:
+            self._metrics.poll_failures.inc()
+        self._metrics.conversations_seen.inc(result.read)
+        oldest = self._store.oldest_waiting()
+        self._metrics.oldest_waiting.set(max(self._clock() - oldest, 0) if oldest else 0)
+        self._metrics.poll_interval.set(self.interval)
+
+    def next_interval(self, result: CycleResult) -> float:
+        """Shorter while customers are writing, longer while nothing happens."""
+        busy = result.found > 0 or any(o.status != "skipped" for o in result.outcomes)
+        if busy:
+            return max(self._interval_min, self.interval / 2)
+        return min(self._interval_max, self.interval * 1.5)
 
     def _handle_all(self, conversation_ids: list[str]) -> tuple[list[Outcome], list[str]]:
         outcomes: list[Outcome] = []
@@ -208,26 +246,34 @@ class Poller:
             return None  # not started: picked up again on the next start
         return self._pipeline.handle(conversation_id)
 
-    def run_forever(self, interval: float) -> None:
-        """Poll now and then every `interval` seconds until `stopping` is set."""
+    def run_forever(self) -> None:
+        """Poll now and then every `self.interval` seconds (adaptive) until stopping."""
         import schedule
 
         scheduler = schedule.Scheduler()
-        scheduler.every(max(1, round(interval))).seconds.do(self._poll_safely)
-        self._poll_safely()
+
+        def poll_and_reschedule() -> None:
+            result = self._poll_safely()
+            if result is not None:
+                self.interval = self.next_interval(result)
+            scheduler.clear()
+            scheduler.every(max(1, round(self.interval))).seconds.do(poll_and_reschedule)
+
+        poll_and_reschedule()
         while not self.stopping.is_set():
             scheduler.run_pending()
             idle = scheduler.idle_seconds
             self.stopping.wait(timeout=min(max(idle if idle is not None else 1.0, 0.05), 1.0))
         log.info("stopped polling")
 
-    def _poll_safely(self) -> None:
+    def _poll_safely(self) -> CycleResult | None:
         if self.stopping.is_set():
-            return
+            return None
         try:
-            self.poll_once()
+            return self.poll_once()
         except Exception:  # a bad cycle must not end the daemon; the next one tries again
             log.exception("poll crashed; the next poll will try again")
+            return None
 
 
 def _int(value: Any) -> int:

@@ -16,6 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, TypeVar
 
+from .breaker import CircuitBreaker
+
 if TYPE_CHECKING:
     from .memory import AnswerMemory, MemoryEntry, MemoryHit
 
@@ -33,7 +35,11 @@ class Recall:
         *,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        breaker: CircuitBreaker | None = None,
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
+        self._breaker = breaker
+        self._on_failure = on_failure
         self._opener = opener
         self._timeout = timeout
         self._clock = clock
@@ -88,9 +94,15 @@ class Recall:
             self._memory = None
 
     def _call(self, what: str, operation: Callable[[AnswerMemory], T]) -> T | None:
+        if self._breaker is not None and not self._breaker.allows():
+            log.debug("answer memory %s skipped: its circuit breaker is open", what)
+            return None
         future: Future[T] = self._worker.submit(self._run, operation)
         try:
-            return future.result(timeout=self._timeout)
+            result = future.result(timeout=self._timeout)
+            if self._breaker is not None:
+                self._breaker.success()
+            return result
         except FutureTimeout:
             self._failed(what, f"no answer within {self._timeout:g} s (MEMORY_TIMEOUT)")
         except Exception as exc:
@@ -121,4 +133,8 @@ class Recall:
 
     def _failed(self, what: str, reason: str) -> None:
         self.failures += 1
+        if self._breaker is not None:
+            self._breaker.failure()
+        if self._on_failure is not None:
+            self._on_failure()
         log.warning("answer memory %s failed, going on without it: %s", what, reason)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .breaker import CircuitBreaker
 from .conversation import Conversation, Message
 from .draft import Draft
 from .intercom import IntercomError
@@ -44,7 +45,9 @@ class ReviewDesk:
         recall: Recall | None = None,
         workspace_id: str | None = None,
         clock: Callable[[], float] = time.time,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
+        self._breaker = breaker
         self.slack = slack
         self._timeout = timeout_minutes * 60
         self._recall = recall
@@ -58,7 +61,8 @@ class ReviewDesk:
 
     @property
     def available(self) -> bool:
-        return self.slack.available
+        """Connected, and Slack has not been failing lately (then: internal notes)."""
+        return self.slack.available and (self._breaker is None or self._breaker.allows())
 
     @property
     def pipeline(self) -> Pipeline:
@@ -95,7 +99,13 @@ class ReviewDesk:
             "requested_at": now,
             "expires_at": now + self._timeout,
         }
-        ref = self.slack.post(_content(conversation.id, review))
+        try:
+            ref = self.slack.post(_content(conversation.id, review))
+        except ReviewError:
+            self._slack_failed()
+            raise
+        if self._breaker is not None:
+            self._breaker.success()
         review.update({"channel": ref.channel, "ts": ref.ts})
         self.pipeline.save_record(
             record,
@@ -108,6 +118,8 @@ class ReviewDesk:
             seen_at=conversation.fetched_at,
             reason=decision.reason,
         )
+        if self.pipeline.metrics is not None:
+            self.pipeline.metrics.reviews_requested.inc()
         return Outcome(conversation.id, "in review", decision.reason, decision, draft, hits)
 
     def still_pending(self, record: ConversationRecord, conversation: Conversation) -> str | None:
@@ -169,7 +181,9 @@ class ReviewDesk:
         if action.kind == REJECT:
             if newest is not None and current:
                 draft = _reviewed_draft(review)
-                decision = Decision(Action.HANDOFF, f"the draft was rejected in Slack by {who}")
+                decision = Decision(
+                    Action.HANDOFF, f"the draft was rejected in Slack by {who}", "review_rejected"
+                )
                 pipeline.act(fresh, newest, draft, decision, record, ())
             else:
                 self._stale(record, fresh, newest, assessment.skip_reason)
@@ -183,7 +197,7 @@ class ReviewDesk:
         text = (action.text or "").strip() if edited else str(review.get("draft") or "")
         draft = _reviewed_draft(review, answer=text)
         verb = "edited" if edited else "approved"
-        decision = Decision(Action.REPLY, f"{verb} in Slack by {action.user_id}")
+        decision = Decision(Action.REPLY, f"{verb} in Slack by {action.user_id}", verb)
         pipeline.act(fresh, newest, draft, decision, record, ())
         detail = "sent to the customer"
         if edited:
@@ -234,6 +248,7 @@ class ReviewDesk:
                 Action.HANDOFF,
                 f"nobody decided on the review in Slack within {minutes:g} minutes "
                 "(REVIEW_TIMEOUT_MINUTES)",
+                "review_expired",
             )
             pipeline.act(fresh, newest, draft, decision, record, ())
             self._show(
@@ -273,6 +288,8 @@ class ReviewDesk:
         detail: str = "",
     ) -> None:
         review = record.review or {}
+        if self.pipeline.metrics is not None:
+            self.pipeline.metrics.review_outcomes.labels(outcome=verb.lower()).inc()
         if not review.get("ts"):
             return
         ref = ReviewRef(channel=str(review.get("channel")), ts=str(review["ts"]))
@@ -280,11 +297,18 @@ class ReviewDesk:
         try:
             self.slack.show_outcome(ref, _content(record.conversation_id, review), text)
         except ReviewError as exc:
+            self._slack_failed()
             log.warning(
                 "conversation %s: could not update the Slack message: %s",
                 record.conversation_id,
                 exc,
             )
+
+    def _slack_failed(self) -> None:
+        if self._breaker is not None:
+            self._breaker.failure()
+        if self.pipeline.metrics is not None:
+            self.pipeline.metrics.errors.labels(dependency="slack").inc()
 
     def _conversation_url(self, conversation_id: str) -> str | None:
         if not self._workspace_looked_up:

@@ -47,7 +47,10 @@ STATES = (
     SKIPPED,
     FAILED,
 )
-FINISHED_STATES = frozenset({AWAITING_USER_REPLY, HANDED_OFF, SKIPPED, FAILED})
+# FAILED (a dead letter) is kept until `dlq retry` or a newer customer message.
+FINISHED_STATES = frozenset({AWAITING_USER_REPLY, HANDED_OFF, SKIPPED})
+#: States in which a customer message waits on the daemon itself (not on a person).
+WAITING_ON_DAEMON = frozenset({WAITING, READY_FOR_RESPONSE, SENDING})
 IN_FLIGHT_STATES = frozenset({READY_FOR_RESPONSE, SENDING})
 
 
@@ -77,6 +80,8 @@ class ConversationRecord:
     ai_replies: list[float] | None = None  # when our AI replies went out (last hour only)
     memory_ids: list[str] | None = None  # catalogue entries given to the model for this draft
     review: dict[str, Any] | None = None  # IN_REVIEW: the Slack message and all to act on it
+    customer_message_at: int | None = None  # when the newest customer message was written
+    retry_requested: bool | None = None  # `dlq retry`: try again although it was handed off
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -206,6 +211,42 @@ class StateStore:
         with self._lock:
             return self._data.cursor
 
+    def dead_letters(self) -> list[ConversationRecord]:
+        with self._lock:
+            return [replace(r) for r in self._data.conversations.values() if r.state == FAILED]
+
+    def oldest_waiting(self) -> int | None:
+        """When the oldest customer message still waiting on the daemon was written."""
+        with self._lock:
+            times = [
+                r.customer_message_at
+                for r in self._data.conversations.values()
+                if r.state in WAITING_ON_DAEMON and r.customer_message_at
+            ]
+            return min(times) if times else None
+
+    def retry_dead_letters(self, conversation_id: str | None = None) -> list[str]:
+        """Put dead letters back in the queue (all, or one); returns the ids."""
+        with self._lock:
+            now = self._clock()
+            retried = []
+            for cid, record in self._data.conversations.items():
+                if record.state != FAILED or conversation_id not in (None, cid):
+                    continue
+                self._data.conversations[cid] = replace(
+                    record,
+                    state=WAITING,
+                    attempts=0,
+                    due_at=now,
+                    retry_requested=True,
+                    reason="retried from the dead letters",
+                    updated_at=now,
+                )
+                retried.append(cid)
+            if retried:
+                self._save()
+            return retried
+
     def in_review(self) -> list[ConversationRecord]:
         with self._lock:
             return [replace(r) for r in self._data.conversations.values() if r.state == IN_REVIEW]
@@ -284,6 +325,42 @@ class StateStore:
         if self.read_only:
             return
         write_atomically(self.path, self._document())
+
+
+def retry_request_path(state_file: Path) -> Path:
+    """Where `dlq retry` leaves its request for a running daemon (which holds the lock)."""
+    state_file = Path(state_file)
+    return state_file.with_name(f"{state_file.stem}.dlq-retry.json")
+
+
+def request_retry(state_file: Path, conversation_id: str | None) -> None:
+    """Leave a retry request (all dead letters, or one more id) for the running daemon."""
+    path = retry_request_path(state_file)
+    existing = read_json(path, "dead-letter retry request")
+    wanted: list[str] | None
+    if conversation_id is None:
+        wanted = None
+    elif isinstance(existing, dict) and existing.get("ids") is None:
+        wanted = None  # "all" is already asked for
+    else:
+        ids = existing.get("ids") if isinstance(existing, dict) else []
+        wanted = [*(str(i) for i in ids or []), conversation_id]
+    write_atomically(path, {"ids": wanted})
+
+
+def take_retry_request(state_file: Path) -> tuple[bool, list[str] | None]:
+    """(found, ids): ids None means all dead letters. The request file is removed."""
+    path = retry_request_path(state_file)
+    try:
+        document = read_json(path, "dead-letter retry request")
+    except StateFileError:
+        document = {"ids": None}  # unreadable: the intent was clearly "retry"
+    if document is None:
+        return False, None
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    ids = document.get("ids") if isinstance(document, dict) else None
+    return True, [str(i) for i in ids] if isinstance(ids, list) else None
 
 
 def lock_exclusively(path: Path, advice: str) -> TextIO:

@@ -41,7 +41,10 @@ class Assessment:
         return self.pending[-1] if self.pending else None
 
 
-def assess(conversation: Conversation, rules: Rules, now: float) -> Assessment:
+def assess(
+    conversation: Conversation, rules: Rules, now: float, *, ignore_handoff: bool = False
+) -> Assessment:
+    """`ignore_handoff`: a person asked to try again (`dlq retry`) despite our hand-off note."""
     if conversation.state != "open":
         return Assessment(skip_reason=f"conversation is {conversation.state}")
     other = _assigned_to_someone_else(conversation.admin_assignee_id, rules)
@@ -54,7 +57,7 @@ def assess(conversation: Conversation, rules: Rules, now: float) -> Assessment:
             return Assessment(skip_reason="no customer message")
         who = "ours" if last.author_id == rules.admin_id else f"from {last.author_type}"
         return Assessment(skip_reason=f"last comment is {who}")
-    if conversation.our_note_after(pending[0].part_id, rules.admin_id):
+    if not ignore_handoff and conversation.our_note_after(pending[0].part_id, rules.admin_id):
         return Assessment(skip_reason="handed to the team; waiting for a teammate")
     newest = pending[-1]
     age = now - newest.created_at

@@ -53,6 +53,8 @@ def daemon_env(
         "OPENAI_MODEL": "test-model",
         "OPENAI_MAX_RETRIES": "0",
         "DEBOUNCE_SECONDS": "0",
+        "HEALTH_ADDR": "",
+        "POLL_INTERVAL_MIN": "1",
         "EMBEDDING_DIMS": "64",
         "STATE_FILE": str(tmp_path / "sessions.json"),
         "DATA_DIR": str(tmp_path / "data"),

@@ -1,0 +1,428 @@
+"""`python main.py check`: reach every configured service once and say what to fix.
+
+One line per check, as soon as it is done::
+
+    OK    configuration
+    OK    Intercom: token works (workspace Acme, app abc123)
+    FAIL  Intercom: INTERCOM_ADMIN_ID 12345 is not a teammate of this workspace (...) - set ...
+    OK    model gpt-4o at the OpenAI API (listed by GET /models)
+    OK    answer memory (local, data)
+    SKIP  Slack review: not configured (reviews become internal notes)
+    1 check failed
+
+Every check reads only: `GET /me` and `GET /admins/{id}` on Intercom (`GET /admins` to
+list the teammates when the id is wrong), `GET /models` (or one 1-token completion) on
+the model server, one memory search, and Slack's `auth.test`,
+`conversations.info` and `apps.connections.open` (which hands out a Socket Mode URL but
+opens no socket). Nothing is posted anywhere. A failing check does not stop the others;
+an unexpected error in one becomes its FAIL line. Tokens never appear in the output.
+
+The clients are the daemon's own, with their own timeouts (`INTERCOM_TIMEOUT`,
+`OPENAI_TIMEOUT` without retries, `MEMORY_TIMEOUT`, 10 s for Slack). Heavy libraries are
+imported inside the checks: this module is imported for `check` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
+
+from .cli import EXIT_CYCLE_FAILED, EXIT_OK, build_intercom, open_answer_memory
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .intercom import IntercomClient, IntercomError
+
+OK = "OK"
+FAIL = "FAIL"
+SKIP = "SKIP"
+
+#: Seconds one Slack Web API call may take (the daemon's review client uses the same).
+SLACK_TIMEOUT = 10
+#: Teammates shown when INTERCOM_ADMIN_ID is wrong, and models when OPENAI_MODEL is.
+MAX_LISTED = 10
+REDACTED = "[redacted]"
+
+
+@dataclass(frozen=True)
+class Result:
+    status: str  # OK, FAIL or SKIP
+    text: str
+
+
+Check = Callable[["Settings"], Iterator[Result]]
+
+
+def run_checks(settings: Settings, *, out: TextIO) -> int:
+    """Run every check, print one line each and a summary; 0 when none failed."""
+    checks: list[tuple[str, Check]] = [
+        ("configuration", _configuration),
+        ("Intercom", _intercom),
+        ("model", _model),
+        ("answer memory", _memory),
+        ("Slack", _slack),
+    ]
+    secrets = _secrets(settings)
+    failed = 0
+    for label, check in checks:
+        for result in _guarded(label, check, settings):
+            failed += result.status == FAIL
+            line = f"{result.status:<6}{_redact(result.text, secrets)}"
+            print(line.rstrip(), file=out, flush=True)
+    if failed:
+        print(f"{failed} check{'s' if failed != 1 else ''} failed", file=out, flush=True)
+        return EXIT_CYCLE_FAILED
+    print("all checks passed", file=out, flush=True)
+    return EXIT_OK
+
+
+def _guarded(label: str, check: Check, settings: Settings) -> Iterator[Result]:
+    """The check's results; an unexpected error ends it with a FAIL line, not the run."""
+    try:
+        yield from check(settings)
+    except Exception as exc:
+        yield Result(FAIL, f"{label}: unexpected error: {_describe(exc)}")
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def _configuration(settings: Settings) -> Iterator[Result]:
+    # Loading the settings validated every value (a bad one exits 2 before this runs).
+    yield Result(OK, "configuration")
+
+
+# --------------------------------------------------------------------------- Intercom
+
+
+def _intercom(settings: Settings) -> Iterator[Result]:
+    from .intercom import IntercomError
+
+    client = build_intercom(settings)
+    admin_id = settings.intercom_admin_id
+    try:
+        me = client.me()
+    except IntercomError as exc:
+        yield Result(FAIL, f"Intercom: {_intercom_problem(exc, settings)}")
+        yield Result(SKIP, f"Intercom: INTERCOM_ADMIN_ID {admin_id} not checked (GET /me failed)")
+        return
+    app = _mapping(me.get("app"))
+    workspace = app.get("name") or "?"
+    yield Result(
+        OK, f"Intercom: token works (workspace {workspace}, app {app.get('id_code') or '?'})"
+    )
+
+    try:
+        admin = client.get_admin(admin_id)
+    except IntercomError as exc:
+        if exc.status not in (400, 404):
+            yield Result(
+                FAIL,
+                f"Intercom: could not look up INTERCOM_ADMIN_ID {admin_id}: {exc} "
+                "- try again, or check the token's permissions",
+            )
+            return
+        owner = me.get("id")
+        hint = f" (the token's owner is {owner})" if owner else ""
+        yield Result(
+            FAIL,
+            f"Intercom: INTERCOM_ADMIN_ID {admin_id} is not a teammate of this workspace "
+            f"({_admin_listing(client)}) - set it to the id of the "
+            f"teammate the replies are sent as{hint}",
+        )
+        return
+    owner_note = " (the token's owner)" if str(me.get("id")) == admin_id else ""
+    yield Result(
+        OK,
+        f"Intercom: INTERCOM_ADMIN_ID {admin_id} is teammate {admin.get('name') or '?'}"
+        f"{owner_note}",
+    )
+
+
+def _intercom_problem(exc: IntercomError, settings: Settings) -> str:
+    if exc.status == 401:
+        return f"the token was refused ({exc}) - check INTERCOM_ACCESS_TOKEN"
+    if exc.status == 403:
+        return f"the token may not read the workspace ({exc}) - check INTERCOM_ACCESS_TOKEN"
+    if exc.status is None:
+        return f"cannot reach {settings.intercom_api_base}: {exc} - check INTERCOM_API_BASE"
+    if exc.status == 400:
+        return f"{exc} - check INTERCOM_API_VERSION and INTERCOM_API_BASE"
+    return f"{exc} - check INTERCOM_API_BASE, or try again later"
+
+
+def _admin_listing(client: IntercomClient) -> str:
+    from .intercom import IntercomError
+
+    try:
+        admins = client.list_admins()
+    except IntercomError as exc:
+        return f"GET /admins failed too: {exc}"
+    shown = [f"{a.get('id')} {a.get('name') or '?'}" for a in admins[:MAX_LISTED]]
+    more = f", and {len(admins) - MAX_LISTED} more" if len(admins) > MAX_LISTED else ""
+    return f"GET /admins lists: {', '.join(shown) or 'nobody'}{more}"
+
+
+# --------------------------------------------------------------------------- model
+
+
+def _model(settings: Settings) -> Iterator[Result]:
+    import openai
+
+    model = settings.openai_model
+    where = settings.openai_base_url or "the OpenAI API"
+    client = openai.OpenAI(
+        api_key=settings.openai_api_key,
+        base_url=settings.openai_base_url,
+        timeout=settings.openai_timeout,
+        max_retries=0,
+    )
+    try:
+        try:
+            listed: list[str] | None = [entry.id for entry in client.models.list()]
+            unlisted = ""
+        except (
+            openai.AuthenticationError,
+            openai.PermissionDeniedError,
+            openai.APIConnectionError,  # a timeout too: the completion would wait as long
+        ) as exc:
+            yield Result(FAIL, f"model: {_model_problem(exc, settings)}")
+            return
+        except openai.OpenAIError as exc:  # 404, 405, ...: the server has no model list
+            listed, unlisted = None, _openai_error(exc)
+        if listed is not None:
+            if model in listed:
+                yield Result(OK, f"model {model} at {where} (listed by GET /models)")
+            else:
+                offered = ", ".join(sorted(listed)[:MAX_LISTED]) or "none"
+                more = f", and {len(listed) - MAX_LISTED} more" if len(listed) > MAX_LISTED else ""
+                yield Result(
+                    FAIL,
+                    f"model: {model} is not among the models {where} offers "
+                    f"(GET /models lists: {offered}{more}) - check OPENAI_MODEL",
+                )
+            return
+        try:
+            client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "ping"}], max_tokens=1
+            )
+        except openai.OpenAIError as exc:
+            yield Result(FAIL, f"model: {_model_problem(exc, settings)}")
+            return
+        yield Result(
+            OK,
+            f"model {model} at {where} (a 1-token completion worked; "
+            f"GET /models is not available: {unlisted})",
+        )
+    finally:
+        client.close()
+
+
+def _model_problem(exc: Exception, settings: Settings) -> str:
+    import openai
+
+    described = _openai_error(exc)
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return f"{described} - check OPENAI_API_KEY"
+    if isinstance(exc, openai.APIConnectionError):
+        where = settings.openai_base_url or "the OpenAI API"
+        return f"cannot reach {where}: {described} - check OPENAI_BASE_URL (or OPENAI_TIMEOUT)"
+    if isinstance(exc, openai.NotFoundError) or getattr(exc, "code", None) == "model_not_found":
+        return f"{described} - check OPENAI_MODEL (and OPENAI_BASE_URL)"
+    if isinstance(exc, openai.RateLimitError):
+        return f"{described} - check the account's quota, or try again later"
+    return f"{described} - check OPENAI_MODEL and OPENAI_BASE_URL"
+
+
+def _openai_error(exc: Exception) -> str:
+    """`AuthenticationError (HTTP 401 invalid_api_key: Incorrect API key ...)`."""
+    import openai
+
+    name = type(exc).__name__
+    if isinstance(exc, openai.APIStatusError):
+        body = exc.body
+        message = body.get("message") if isinstance(body, Mapping) else None
+        code = f" {exc.code}" if exc.code else ""
+        return f"{name} (HTTP {exc.status_code}{code}: {_short(message or exc.message)})"
+    return f"{name} ({_short(exc)})"
+
+
+# --------------------------------------------------------------------------- answer memory
+
+
+def _memory(settings: Settings) -> Iterator[Result]:
+    if settings.memory_top_k == 0:
+        yield Result(SKIP, "answer memory: off (MEMORY_TOP_K=0)")
+        return
+    from .memory import AnswerMemoryError
+
+    platform = bool(settings.mem0_api_key)
+    if platform:
+        where = f"Mem0 platform, {settings.mem0_host or 'the default host'}"
+        fix = "check MEM0_API_KEY and MEM0_HOST"
+    else:
+        where = f"local, {settings.data_dir}"
+        fix = (
+            "check DATA_DIR, and OPENAI_BASE_URL / EMBEDDING_MODEL (the local memory embeds "
+            "through the model server)"
+        )
+    try:
+        memory = open_answer_memory(settings)
+        try:
+            memory.search("ping", limit=1, min_score=0)
+        finally:
+            memory.close()
+    except AnswerMemoryError as exc:
+        if not platform and "in use by another process" in str(exc):
+            # The running daemon holds the embedded Qdrant: nothing is wrong with it.
+            yield Result(
+                SKIP,
+                f"answer memory ({where}): in use by another process (the daemon?), not "
+                "checked; embedded Qdrant allows one process per DATA_DIR",
+            )
+            return
+        yield Result(FAIL, f"answer memory: {exc} - {fix}")  # names the backend and place
+        return
+    yield Result(OK, f"answer memory ({where})")
+
+
+# --------------------------------------------------------------------------- Slack
+
+
+def _slack(settings: Settings) -> Iterator[Result]:
+    if not settings.slack_enabled:
+        yield Result(SKIP, "Slack review: not configured (reviews become internal notes)")
+        return
+    from slack_sdk import WebClient
+
+    bot = WebClient(
+        token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=SLACK_TIMEOUT
+    )
+    yield _slack_bot(bot, settings)
+    yield _slack_app(WebClient(base_url=settings.slack_api_url, timeout=SLACK_TIMEOUT), settings)
+
+
+def _slack_bot(bot: Any, settings: Settings) -> Result:
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        auth = bot.auth_test()
+    except SlackApiError as exc:
+        return Result(FAIL, f"Slack: {_slack_error(exc)} - check SLACK_BOT_TOKEN")
+    except OSError as exc:  # URLError, timeouts
+        return Result(FAIL, f"Slack: {_slack_unreachable(exc, settings)}")
+    name, team = auth.get("user") or "?", auth.get("team") or "?"
+    who = f"bot @{name} in workspace {team}"
+    scopes = _scopes(auth.headers)
+    if scopes is not None and "chat:write" not in scopes:
+        return Result(
+            FAIL,
+            f"Slack: {who} lacks the chat:write scope - add it under OAuth & Permissions, "
+            "reinstall the app and update SLACK_BOT_TOKEN",
+        )
+    channel_id = settings.slack_channel_id
+    try:
+        info = bot.conversations_info(channel=channel_id)
+    except SlackApiError as exc:
+        error = _slack_error(exc)
+        if error.startswith("missing_scope"):
+            return Result(
+                OK,
+                f"Slack: {who}; channel {channel_id} not verified (conversations.info needs "
+                "channels:read, which the daemon itself does not need)",
+            )
+        if error.startswith("channel_not_found"):
+            return Result(
+                FAIL,
+                f"Slack: {who}, but channel {channel_id} is not found (a private channel must "
+                "have the bot invited) - check SLACK_CHANNEL_ID",
+            )
+        return Result(
+            FAIL, f"Slack: {who}, but conversations.info: {error} - check SLACK_CHANNEL_ID"
+        )
+    except OSError as exc:  # URLError, timeouts
+        return Result(FAIL, f"Slack: {_slack_unreachable(exc, settings)}")
+    channel = _mapping(info.get("channel"))
+    label = f"#{channel.get('name')}" if channel.get("name") else channel_id
+    if channel.get("is_archived"):
+        return Result(
+            FAIL, f"Slack: {who}, but channel {label} is archived - check SLACK_CHANNEL_ID"
+        )
+    if channel.get("is_member"):
+        return Result(OK, f"Slack: {who}, channel {label} (bot is a member)")
+    if not channel.get("is_private") and scopes is not None and "chat:write.public" in scopes:
+        return Result(
+            OK,
+            f"Slack: {who}, channel {label} (bot is not a member; chat:write.public lets it post)",
+        )
+    return Result(
+        FAIL,
+        f"Slack: {who}, but the bot is not a member of channel {label} - invite it "
+        f"(/invite @{name} in the channel) or add the chat:write.public scope",
+    )
+
+
+def _slack_app(app: Any, settings: Settings) -> Result:
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        # A Socket Mode URL is issued; no socket is opened.
+        app.apps_connections_open(app_token=settings.slack_app_token)
+    except SlackApiError as exc:
+        return Result(
+            FAIL,
+            f"Slack Socket Mode: {_slack_error(exc)} - check SLACK_APP_TOKEN (an xapp- token "
+            "with connections:write, and Socket Mode enabled for the app)",
+        )
+    except OSError as exc:  # URLError, timeouts
+        return Result(FAIL, f"Slack Socket Mode: {_slack_unreachable(exc, settings)}")
+    return Result(OK, "Slack Socket Mode: app-level token works (apps.connections.open)")
+
+
+def _slack_error(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    error = response.get("error") if response is not None else None
+    if not error:
+        return _describe(exc)
+    needed = response.get("needed") if response is not None else None
+    return f"{error} (needs {needed})" if needed else str(error)
+
+
+def _slack_unreachable(exc: Exception, settings: Settings) -> str:
+    return f"cannot reach {settings.slack_api_url} ({_describe(exc)}) - check SLACK_API_URL"
+
+
+def _scopes(headers: Mapping[str, Any] | None) -> set[str] | None:
+    """The bot token's scopes from `X-OAuth-Scopes`, or None when the answer has none."""
+    for key, value in (headers or {}).items():
+        if key.lower() == "x-oauth-scopes" and isinstance(value, str):
+            return {scope.strip() for scope in value.split(",") if scope.strip()}
+    return None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _secrets(settings: Settings) -> list[str]:
+    values = [*settings.secrets(), settings.slack_bot_token, settings.slack_app_token]
+    return sorted({s for s in values if s and len(s) >= 6}, key=len, reverse=True)
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {_short(exc)}"
+
+
+def _short(value: object, limit: int = 300) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit] + "..."
