@@ -171,10 +171,15 @@ class Pipeline:
             return self._wait(record, conversation, assessment.newest, assessment.wait_until)
         if not assessment.answerable:
             return self._skip(record, conversation, assessment.skip_reason or "nothing to answer")
-        return self._answer(conversation, assessment, record)
+        return self._answer(conversation, assessment, record, ignore_handoff=retrying)
 
     def _answer(
-        self, conversation: Conversation, assessment: Assessment, record: ConversationRecord | None
+        self,
+        conversation: Conversation,
+        assessment: Assessment,
+        record: ConversationRecord | None,
+        *,
+        ignore_handoff: bool = False,
     ) -> Outcome:
         for _ in range(MAX_REDRAFTS):
             newest = assessment.newest
@@ -196,17 +201,24 @@ class Pipeline:
             )
             if self._llm_breaker is not None:
                 self._llm_breaker.check()
-            proposal = propose(
-                responder=self._responder,
-                recall=self._recall,
-                settings=self.settings,
-                conversation_id=conversation.id,
-                customer_name=conversation.customer_name,
-                transcript=tuple(conversation.transcript(TRANSCRIPT_MESSAGES)),
-                pending=assessment.pending,
-                ai_replies_last_hour=len(_recent_ai_replies(record, self._clock())),
-                session_id=self.store.session(conversation.id),
-            )
+            try:
+                proposal = propose(
+                    responder=self._responder,
+                    recall=self._recall,
+                    settings=self.settings,
+                    conversation_id=conversation.id,
+                    customer_name=conversation.customer_name,
+                    transcript=tuple(conversation.transcript(TRANSCRIPT_MESSAGES)),
+                    pending=assessment.pending,
+                    ai_replies_last_hour=len(_recent_ai_replies(record, self._clock())),
+                    session_id=self.store.session(conversation.id),
+                )
+            except ResponderError:
+                if self._llm_breaker is not None:
+                    self._llm_breaker.failure()
+                raise
+            if self._llm_breaker is not None:
+                self._llm_breaker.success()
             draft, decision, hits = proposal.draft, proposal.decision, proposal.hits
             if self.metrics is not None and draft.latency_seconds > 0:
                 self.metrics.llm_latency.observe(draft.latency_seconds)
@@ -224,7 +236,7 @@ class Pipeline:
             if self._stopping.is_set():
                 return Outcome(conversation.id, "abandoned", "shutting down before sending")
             fresh = self.read(conversation.id)
-            again = assess(fresh, self.settings.rules, self._clock())
+            again = assess(fresh, self.settings.rules, self._clock(), ignore_handoff=ignore_handoff)
             if again.answerable and again.newest and again.newest.part_id == newest.part_id:
                 return self.act(fresh, newest, draft, decision, record, hits, again.pending)
             if (
