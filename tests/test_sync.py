@@ -79,6 +79,18 @@ def catalogue(model: FakeOpenAI, data_dir: Path) -> list[tuple[str, str, str]]:
         memory.close()
 
 
+def start_sync(env: dict[str, str]) -> subprocess.Popen[str]:
+    """`python main.py sync` in the background, to be interrupted."""
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "main.py"), "--env-file", os.devnull, "sync"],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(REPO),
+    )
+
+
 def sync_env(intercom: FakeIntercom, model: FakeOpenAI, tmp_path: Path) -> dict[str, str]:
     return daemon_env(intercom, model, tmp_path, LOG_LEVEL="WARNING")
 
@@ -116,14 +128,7 @@ def test_a_sync_killed_halfway_continues_and_ends_with_the_same_catalogue(
 ) -> None:
     expected, _ = build_history(intercom)
     env = sync_env(intercom, model, tmp_path)
-    process = subprocess.Popen(
-        [sys.executable, str(REPO / "main.py"), "--env-file", os.devnull, "sync"],
-        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=str(REPO),
-    )
+    process = start_sync(env)
     try:
         deadline = time.monotonic() + 120
         while len(intercom.calls("GET")) < CONVERSATIONS // 2 and time.monotonic() < deadline:
@@ -150,14 +155,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(
 ) -> None:
     expected, _ = build_history(intercom)
     env = sync_env(intercom, model, tmp_path)
-    process = subprocess.Popen(
-        [sys.executable, str(REPO / "main.py"), "--env-file", os.devnull, "sync"],
-        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=str(REPO),
-    )
+    process = start_sync(env)
     deadline = time.monotonic() + 120
     while len(intercom.calls("GET")) < 20 and time.monotonic() < deadline:
         time.sleep(0.02)
