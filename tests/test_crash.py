@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -11,9 +10,16 @@ import threading
 import time
 from pathlib import Path
 
+from intercom_responder.store import StateStore
 from tests.conftest import ADMIN_ID, REPO, daemon_env, run_main, waiting_customer
 from tests.fakes.intercom import FakeIntercom, RecordedRequest
 from tests.fakes.openai_server import FakeOpenAI
+
+
+def saved_state(tmp_path: Path, conversation_id: str) -> str | None:
+    """The state a restarted daemon would find (snapshot plus journal), read without a lock."""
+    record = StateStore(tmp_path / "sessions.json", read_only=True).get(conversation_id)
+    return record.state if record else None
 
 
 def start_daemon(env: dict[str, str]) -> subprocess.Popen[str]:
@@ -49,8 +55,7 @@ def test_killed_after_intercom_accepted_the_reply_before_the_state_was_written(
         if daemon.poll() is None:
             daemon.kill()
     intercom.on_applied = None
-    state = json.loads((tmp_path / "sessions.json").read_text())
-    assert state["conversations"][cid]["state"] == "SENDING"  # killed at the dangerous moment
+    assert saved_state(tmp_path, cid) == "SENDING"  # killed at the dangerous moment
     assert len(intercom.parts(cid, author_id=ADMIN_ID, part_type="comment")) == 1
 
     code, _, err = run_main(["--once"], env)
@@ -58,8 +63,7 @@ def test_killed_after_intercom_accepted_the_reply_before_the_state_was_written(
     assert code == 0, err
     assert len(intercom.parts(cid, author_id=ADMIN_ID, part_type="comment")) == 1
     assert len(intercom.calls("POST", f"/conversations/{cid}/reply")) == 1
-    state = json.loads((tmp_path / "sessions.json").read_text())
-    assert state["conversations"][cid]["state"] == "AWAITING_USER_REPLY"
+    assert saved_state(tmp_path, cid) == "AWAITING_USER_REPLY"
     assert f"conversation {cid}: recovered" in err
 
 
@@ -80,8 +84,7 @@ def test_killed_while_drafting_the_message_is_answered_after_restart(
     finally:
         if daemon.poll() is None:
             daemon.kill()
-    state = json.loads((tmp_path / "sessions.json").read_text())
-    assert state["conversations"][cid]["state"] == "READY_FOR_RESPONSE"
+    assert saved_state(tmp_path, cid) == "READY_FOR_RESPONSE"
     model.delay = 0.0
     # the cursor moved on? No: the cycle never completed, and the record is in flight anyway
     code, _, err = run_main(["--once"], env)

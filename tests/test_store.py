@@ -34,7 +34,10 @@ def test_a_missing_file_starts_empty_and_every_change_is_on_disk(tmp_path: Path)
         assert store.cursor is None and len(store) == 0
         store.put(ConversationRecord("42", SENDING, customer_part_id="7", action="reply"))
         store.set_cursor(1_700_000_123)
-        on_disk = json.loads(path.read_text())
+        # on disk at once: another reader sees it (snapshot plus journal)
+        reader = StateStore(path, read_only=True)
+        assert reader.cursor == 1_700_000_123 and reader.get("42") is not None
+    on_disk = json.loads(path.read_text())  # closing folded the journal into the snapshot
     assert on_disk["version"] == 1
     assert on_disk["cursor"] == {"updated_at": 1_700_000_123}
     assert on_disk["conversations"]["42"]["state"] == SENDING
@@ -50,7 +53,12 @@ def test_no_temp_files_are_left_behind(tmp_path: Path) -> None:
     with StateStore(path) as store:
         for i in range(20):
             store.put(ConversationRecord(str(i), WAITING))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sessions.json", "sessions.json.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "sessions.json",
+        "sessions.json.journal",
+        "sessions.json.lock",
+    ]
+    assert (tmp_path / "sessions.json.journal").read_text() == ""  # folded in at close
 
 
 @pytest.mark.parametrize(
@@ -157,3 +165,47 @@ def test_the_documented_example_file_loads(tmp_path: Path) -> None:
     with StateStore(tmp_path / "sessions.json", read_only=True) as store:
         assert store.cursor == document["cursor"]["updated_at"]
         assert len(store) == len(document["conversations"])
+
+
+def test_a_crash_leaves_changes_in_the_journal_and_the_next_start_has_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sessions.json"
+    store = StateStore(path)
+    store.put(ConversationRecord("1", SENDING, customer_part_id="9", action="reply"))
+    store.set_cursor(123)
+    store._lock_file.close()  # the process dies: no close(), no compaction
+    assert json.loads(path.read_text())["conversations"] == {}
+    with StateStore(path) as again:
+        record = again.get("1")
+        assert record is not None and record.state == SENDING and again.cursor == 123
+
+
+def test_a_torn_last_journal_line_is_dropped_but_a_corrupt_middle_line_stops_the_start(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sessions.json"
+    with StateStore(path) as store:
+        store.put(ConversationRecord("1", WAITING))
+    journal = tmp_path / "sessions.json.journal"
+    good = json.dumps({"put": "2", "record": {"state": "WAITING"}})
+    journal.write_text(good + "\n" + '{"put": "3", "rec')  # cut short by a crash
+    with StateStore(path) as store:
+        assert store.get("2") is not None and store.get("3") is None
+    journal.write_text('{"put": "4"\n' + good + "\n")
+    with pytest.raises(StateFileError) as caught:
+        StateStore(path)
+    assert "line 1 of the state journal" in str(caught.value)
+    assert journal.read_text().startswith('{"put": "4"')  # left unchanged
+
+
+def test_a_change_costs_the_same_with_many_conversations(tmp_path: Path) -> None:
+    """The journal appends one line; the whole file is not rewritten per change."""
+    with StateStore(tmp_path / "sessions.json") as store:
+        for i in range(3000):
+            store.put(ConversationRecord(str(i), AWAITING_USER_REPLY))
+        size = (tmp_path / "sessions.json").stat().st_size
+        store.put(ConversationRecord("one-more", AWAITING_USER_REPLY))
+        assert (tmp_path / "sessions.json").stat().st_size == size
+        journal = (tmp_path / "sessions.json.journal").read_text().splitlines()
+        assert json.loads(journal[-1])["put"] == "one-more"
