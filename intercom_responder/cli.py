@@ -356,6 +356,7 @@ def build_intercom(
         breaker=breaker,
         on_call=metrics.intercom_calls.inc if metrics is not None else None,
         on_rate_limit_wait=(lambda _: metrics.rate_limit_waits.inc()) if metrics else None,
+        pool_size=settings.concurrency + 4,  # workers, the review desk and the poll itself
     )
 
 

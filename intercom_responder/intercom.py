@@ -160,13 +160,20 @@ class IntercomClient:
         breaker: CircuitBreaker | None = None,
         on_call: Callable[[], None] | None = None,
         on_rate_limit_wait: Callable[[float], None] | None = None,
+        pool_size: int = 10,
     ) -> None:
         self._breaker = breaker
         self._on_call = on_call
         self._on_rate_limit_wait = on_rate_limit_wait
         self._base_url = base_url.rstrip("/")
         self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
-        self._session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            # one pooled connection per worker thread, so none is dropped and re-opened
+            adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self._session = session
         self._session.headers.update(
             {
                 "Authorization": f"Bearer {token}",

@@ -15,13 +15,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .breaker import CircuitOpenError
 from .intercom import IntercomClient, IntercomError
 from .pipeline import Outcome, Pipeline
-from .store import StateStore
+from .store import (
+    AWAITING_USER_REPLY,
+    SKIPPED,
+    WAITING,
+    ConversationRecord,
+    StateStore,
+)
 from .triage import Rules, skip_from_summary
 
 if TYPE_CHECKING:
@@ -35,6 +41,9 @@ log = logging.getLogger(__name__)
 #: as the newest one seen, and the search index may lag a little behind writes. Re-seen
 #: results cost no extra call: they are de-duplicated by `updated_at` (see triage).
 OVERLAP_SECONDS = 60
+
+#: Records a debounce may park from a search result; others need the pipeline's look.
+PARKABLE_STATES = frozenset({SKIPPED, AWAITING_USER_REPLY, WAITING})
 
 
 @dataclass
@@ -157,8 +166,11 @@ class Poller:
                     self._rules,
                     now,
                 )
-                if skip is None:
-                    candidates[conversation_id] = None
+                if skip is not None:
+                    continue
+                if self._park_until_debounced(conversation_id, record, updated_at, now):
+                    continue
+                candidates[conversation_id] = None
         except (IntercomError, CircuitOpenError) as exc:
             search_error = f"search failed: {exc}"
             log.error("%s", search_error)
@@ -169,7 +181,10 @@ class Poller:
         ok = search_error is None and not crashed
         # Stopping mid-cycle may leave found conversations unstarted and unrecorded: the
         # cursor stays, so the next start finds them again.
-        if ok and not self.stopping.is_set() and newest_seen and newest_seen != cursor:
+        # The cursor also moves with time, not only with results: otherwise an idle poll
+        # would keep paging through the last burst's overlap window for ever.
+        newest_seen = max(newest_seen, int(now) - OVERLAP_SECONDS)
+        if ok and not self.stopping.is_set() and newest_seen != cursor:
             self._store.set_cursor(newest_seen)
         self._store.prune(self._session_ttl)
         for task in self._maintenance:
@@ -205,10 +220,42 @@ class Poller:
 
     def next_interval(self, result: CycleResult) -> float:
         """Shorter while customers are writing, longer while nothing happens."""
-        busy = result.found > 0 or any(o.status != "skipped" for o in result.outcomes)
+        # Re-seen search results (the overlap) are not activity; reading one that needed
+        # work is.
+        busy = any(o.status != "skipped" for o in result.outcomes)
         if busy:
             return max(self._interval_min, self.interval / 2)
         return min(self._interval_max, self.interval * 1.5)
+
+    def _park_until_debounced(
+        self,
+        conversation_id: str,
+        record: ConversationRecord | None,
+        updated_at: int,
+        now: float,
+    ) -> bool:
+        """Changed less than DEBOUNCE_SECONDS ago: come back then, without reading it now.
+
+        `updated_at` is at least as new as the newest customer message, so reading the
+        conversation now could only find a message still inside its debounce; this saves
+        that read. Conversations in review, sending or handed off are left to the pipeline.
+        """
+        debounce = self._rules.debounce_seconds
+        if debounce <= 0 or now - updated_at >= debounce:
+            return False
+        if record is not None and record.state not in PARKABLE_STATES:
+            return False
+        due_at = updated_at + debounce
+        if record is not None and record.state == WAITING and record.due_at == due_at:
+            return True  # parked already
+        self._store.put(
+            replace(record, state=WAITING, due_at=due_at, reason="debounce (from the search)")
+            if record is not None
+            else ConversationRecord(
+                conversation_id, WAITING, due_at=due_at, reason="debounce (from the search)"
+            )
+        )
+        return True
 
     def _handle_all(self, conversation_ids: list[str]) -> tuple[list[Outcome], list[str]]:
         outcomes: list[Outcome] = []

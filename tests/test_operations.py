@@ -10,6 +10,7 @@ from pathlib import Path
 
 from intercom_responder.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, CircuitOpenError
 from intercom_responder.cli import App
+from intercom_responder.pipeline import Outcome
 from intercom_responder.poller import CycleResult
 from intercom_responder.store import FAILED, WAITING, StateStore, request_retry
 from tests.conftest import ADMIN_ID, daemon_env, run_main, waiting_customer
@@ -211,8 +212,9 @@ def test_the_poll_interval_adapts_between_its_bounds(
 ) -> None:
     app = make_app(POLL_INTERVAL="60", POLL_INTERVAL_MIN="15", POLL_INTERVAL_MAX="300")
     poller = app.poller
-    busy = CycleResult(ok=True, found=2)
-    idle = CycleResult(ok=True, found=0)
+    busy = CycleResult(ok=True, found=2, read=1, outcomes=[Outcome("1", "replied", "r")])
+    # re-seen search results from the overlap window are not activity
+    idle = CycleResult(ok=True, found=200, read=1, outcomes=[Outcome("2", "skipped", "s")])
     assert poller.interval == 60
     intervals = []
     for result in (busy, busy, busy) + (idle,) * 9:
