@@ -107,6 +107,10 @@ class Poller:
             "value": [
                 {"field": "updated_at", "operator": ">", "value": since},
                 {"field": "state", "operator": "=", "value": "open"},
+                # null when our side spoke last: conversations we (or a teammate) just
+                # answered drop out of the results, so a burst of replies is not paged
+                # through again by the idle polls after it
+                {"field": "waiting_since", "operator": ">", "value": 0},
             ],
         }
 
@@ -181,10 +185,9 @@ class Poller:
         ok = search_error is None and not crashed
         # Stopping mid-cycle may leave found conversations unstarted and unrecorded: the
         # cursor stays, so the next start finds them again.
-        # The cursor also moves with time, not only with results: otherwise an idle poll
-        # would keep paging through the last burst's overlap window for ever.
-        newest_seen = max(newest_seen, int(now) - OVERLAP_SECONDS)
-        if ok and not self.stopping.is_set() and newest_seen != cursor:
+        # The cursor follows Intercom's own clock (the newest updated_at seen), never
+        # ours: a conversation that reaches the search index late is still found.
+        if ok and not self.stopping.is_set() and newest_seen and newest_seen != cursor:
             self._store.set_cursor(newest_seen)
         self._store.prune(self._session_ttl)
         for task in self._maintenance:
