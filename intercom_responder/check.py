@@ -409,8 +409,7 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 
 def _secrets(settings: Settings) -> list[str]:
-    values = [*settings.secrets(), settings.slack_bot_token, settings.slack_app_token]
-    return sorted({s for s in values if s and len(s) >= 6}, key=len, reverse=True)
+    return sorted({s for s in settings.secrets() if len(s) >= 6}, key=len, reverse=True)
 
 
 def _redact(text: str, secrets: list[str]) -> str:

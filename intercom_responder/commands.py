@@ -22,6 +22,7 @@ from .cli import (
     pipeline_settings,
 )
 from .conversation import Message
+from .markup import one_line
 
 if TYPE_CHECKING:
     from datetime import date
@@ -87,8 +88,8 @@ def ask(settings: Settings, question: str, *, as_json: bool, out: TextIO) -> int
         return EXIT_OK
     lines = [f"question:   {question}", f"memory:     {memory_state}, {len(proposal.hits)} hit(s)"]
     for hit in proposal.hits:
-        lines.append(f"  {hit.score:.2f}  [{hit.source}] {_one_line(hit.question)}")
-        lines.append(f"        -> {_one_line(hit.answer)}")
+        lines.append(f"  {hit.score:.2f}  [{hit.source}] {one_line(hit.question)}")
+        lines.append(f"        -> {one_line(hit.answer)}")
     lines.append("draft:")
     lines += [f"  {line}" for line in (draft.answer or "(empty)").splitlines()]
     lines.append(f"confidence: {draft.confidence:.2f}")
@@ -119,8 +120,8 @@ def memory_list(settings: Settings, *, limit: int, out: TextIO) -> int:
         for entry in entries:
             where = f" conversation {entry.conversation_id}" if entry.conversation_id else ""
             print(f"{entry.id}  [{entry.source}]{where}  {entry.created_at}", file=out)
-            print(f"  Q: {_one_line(entry.question)}", file=out)
-            print(f"  A: {_one_line(entry.answer)}", file=out)
+            print(f"  Q: {one_line(entry.question)}", file=out)
+            print(f"  A: {one_line(entry.answer)}", file=out)
         print(
             f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} ({memory.backend})", file=out
         )
@@ -139,8 +140,8 @@ def memory_search(
             min_score=min_score if min_score is not None else settings.memory_min_score,
         )
         for hit in hits:
-            print(f"{hit.score:.2f}  [{hit.source}] {_one_line(hit.question)}", file=out)
-            print(f"      -> {_one_line(hit.answer)}", file=out)
+            print(f"{hit.score:.2f}  [{hit.source}] {one_line(hit.question)}", file=out)
+            print(f"      -> {one_line(hit.answer)}", file=out)
         print(f"{len(hits)} hit(s)", file=out)
         return EXIT_OK
 
@@ -174,11 +175,6 @@ def _hit_json(hit: MemoryHit) -> dict[str, Any]:
         "source": hit.source,
         "conversation_id": hit.conversation_id,
     }
-
-
-def _one_line(text: str, limit: int = 160) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def sync(
@@ -237,7 +233,7 @@ def dlq_list(settings: Settings, *, out: TextIO) -> int:
         when = datetime.fromtimestamp(record.updated_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
         print(
             f"{record.conversation_id}  {record.attempts} attempts  last {when}\n"
-            f"  {_one_line(record.last_error or 'unknown error', 300)}",
+            f"  {one_line(record.last_error or 'unknown error', 300)}",
             file=out,
         )
     print(

@@ -140,9 +140,14 @@ class RateLimiter:
         """Seconds until the window resets; the caller sleeps them once, not twice."""
         reset = _header_int(response, "X-RateLimit-Reset")
         wait = 1.0 if reset is None else reset - self._clock()
+        wait = min(max(wait, 0.0), MAX_RATE_LIMIT_WAIT) + random.uniform(0, 0.25)
         with self._lock:
             self._window = _RateWindow()
-        return min(max(wait, 0.0), MAX_RATE_LIMIT_WAIT) + random.uniform(0, 0.25)
+            self.waits += 1
+            self.waited_seconds += wait
+        if self._on_wait is not None:
+            self._on_wait(wait)
+        return wait
 
 
 class IntercomClient:
@@ -164,7 +169,6 @@ class IntercomClient:
     ) -> None:
         self._breaker = breaker
         self._on_call = on_call
-        self._on_rate_limit_wait = on_rate_limit_wait
         self._base_url = base_url.rstrip("/")
         self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
         if session is None:
@@ -330,10 +334,6 @@ class IntercomClient:
             error = IntercomError(method, path, status=429, errors=_errors(response))
             wait = self.rate_limiter.wait_after_429(response)
             log.warning("Intercom rate limit hit on %s %s; waiting %.1f s", method, path, wait)
-            self.rate_limiter.waits += 1
-            self.rate_limiter.waited_seconds += wait
-            if self._on_rate_limit_wait is not None:
-                self._on_rate_limit_wait(wait)
             raise _RetryableError(error, wait=wait)
         if response.status_code >= 500:
             error_cls = IntercomError if idempotent else AmbiguousWriteError

@@ -88,10 +88,6 @@ class Outcome:
     draft: Draft | None = None
     memory_hits: tuple[MemoryHit, ...] = ()
 
-    @property
-    def acted(self) -> bool:
-        return self.status in ("replied", "noted", "handed off")
-
 
 class Pipeline:
     def __init__(
@@ -194,7 +190,7 @@ class Pipeline:
                 customer_part_id=newest.part_id,
                 customer_message_at=newest.created_at,
                 attempts=attempts,
-                **_seen(conversation),
+                **seen_fields(conversation),
                 due_at=None,
                 action=None,
                 retry_requested=None,
@@ -360,7 +356,7 @@ class Pipeline:
             conversation.id,
             state,
             reply_part_id=part.part_id if part else None,
-            **_seen(conversation),
+            **seen_fields(conversation),
             attempts=0,
             last_error=None,
             due_at=None,
@@ -426,7 +422,7 @@ class Pipeline:
             customer_part_id=newest.part_id,
             customer_message_at=newest.created_at,
             due_at=until,
-            **_seen(conversation),
+            **seen_fields(conversation),
             reason="debounce: waiting for the customer to finish writing",
         )
         return Outcome(conversation.id, "waiting", f"debounce until {until:.0f}")
@@ -448,7 +444,7 @@ class Pipeline:
             record,
             conversation.id,
             keep or SKIPPED,
-            **_seen(conversation),
+            **seen_fields(conversation),
             due_at=None,
             reason=reason,
         )
@@ -641,7 +637,7 @@ def _recent_ai_replies(record: ConversationRecord | None, now: float) -> list[fl
     return [t for t in record.ai_replies if now - t < AI_REPLY_WINDOW_SECONDS]
 
 
-def _seen(conversation: Conversation) -> dict[str, object]:
+def seen_fields(conversation: Conversation) -> dict[str, object]:
     """Record which version of the conversation was read, and when (see triage)."""
     return {"seen_updated_at": conversation.updated_at, "seen_at": conversation.fetched_at}
 

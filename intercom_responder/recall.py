@@ -9,7 +9,6 @@ on first use and, after a failure to open, tried again at most once a minute.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,7 +44,6 @@ class Recall:
         self._clock = clock
         self._memory: AnswerMemory | None = None
         self._open_failed_at: float | None = None
-        self._open_lock = threading.Lock()
         # One worker: the local backend is not thread-safe, and a stuck call must not
         # pile up threads. Callers wait at most `timeout` for their turn and answer.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memory")
@@ -113,23 +111,20 @@ class Recall:
         return operation(self._open())
 
     def _open(self) -> AnswerMemory:
-        with self._open_lock:
-            if self._memory is not None:
-                return self._memory
-            now = self._clock()
-            if (
-                self._open_failed_at is not None
-                and now - self._open_failed_at < REOPEN_AFTER_SECONDS
-            ):
-                raise RuntimeError("the answer memory could not be opened recently")
-            try:
-                self._memory = self._opener()
-            except Exception:
-                self._open_failed_at = now
-                raise
-            self._open_failed_at = None
-            log.info("answer memory open (%s)", self._memory.backend)
+        """Runs only in the single worker thread, so it needs no lock of its own."""
+        if self._memory is not None:
             return self._memory
+        now = self._clock()
+        if self._open_failed_at is not None and now - self._open_failed_at < REOPEN_AFTER_SECONDS:
+            raise RuntimeError("the answer memory could not be opened recently")
+        try:
+            self._memory = self._opener()
+        except Exception:
+            self._open_failed_at = now
+            raise
+        self._open_failed_at = None
+        log.info("answer memory open (%s)", self._memory.backend)
+        return self._memory
 
     def _failed(self, what: str, reason: str) -> None:
         self.failures += 1

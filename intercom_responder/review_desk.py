@@ -83,7 +83,7 @@ class ReviewDesk:
         hits: tuple[MemoryHit, ...],
     ) -> Outcome:
         """Post the draft for review; raises `ReviewError` so the caller can fall back."""
-        from .pipeline import Outcome
+        from .pipeline import Outcome, seen_fields
 
         now = self._clock()
         question = "\n".join(m.text for m in pending)
@@ -114,8 +114,7 @@ class ReviewDesk:
             customer_part_id=newest.part_id,
             review=review,
             memory_ids=[hit.id for hit in hits] or None,
-            seen_updated_at=conversation.updated_at,
-            seen_at=conversation.fetched_at,
+            **seen_fields(conversation),
             reason=decision.reason,
         )
         if self.pipeline.metrics is not None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, TextIO
 from .conversation import Conversation, ConversationFormatError
 from .history import QAPair, qa_pairs
 from .intercom import IntercomClient, IntercomError
+from .markup import one_line
 from .store import SyncJob, SyncProgress
 
 if TYPE_CHECKING:
@@ -204,8 +205,8 @@ class HistorySync:
             lines.append("  run the same command again to continue where it stopped")
         for pair in result.would_add:
             lines.append(f"- conversation {pair.conversation_id}:")
-            lines.append(f"    Q: {_one_line(pair.question)}")
-            lines.append(f"    A: {_one_line(pair.answer)}")
+            lines.append(f"    Q: {one_line(pair.question, 140)}")
+            lines.append(f"    A: {one_line(pair.answer, 140)}")
         self._line("\n".join(lines))
 
     def _line(self, text: str) -> None:
@@ -243,8 +244,3 @@ def _int(value: object) -> int:
 
 def _numeric(conversation_id: str) -> int:
     return int(conversation_id) if conversation_id.isdigit() else 0
-
-
-def _one_line(text: str, limit: int = 140) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
