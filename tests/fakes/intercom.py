@@ -2,7 +2,7 @@
 
 `FakeIntercom` runs a `ThreadingHTTPServer` on 127.0.0.1 (random free port) and keeps
 admins and conversations in memory. Every request it receives is validated against
-Intercom's official OpenAPI description (`shared/intercom-openapi/api.intercom.io.yaml`)
+Intercom's official OpenAPI description (`tests/contracts/intercom-openapi-2.16.yaml`)
 with openapi-core; a request that does not validate is answered with a 400 error.list
 and its message is appended to `fake.validation_errors`, which tests assert stays empty.
 Requests that are well-formed per the spec but that Intercom would still reject (e.g.
@@ -57,14 +57,12 @@ from tests.fakes.loopback import JsonHandler, LoopbackServer
 
 __all__ = ["SPEC_PATH", "FakeIntercom", "RecordedRequest", "load_spec"]
 
-# The repository's clone sits beside `shared/` (locally and in CI).
+# Vendored into the repository (see tests/contracts/README.md for source and licence);
+# INTERCOM_OPENAPI_SPEC points the fake at another copy, e.g. a newer description.
 SPEC_PATH = Path(
     os.environ.get(
         "INTERCOM_OPENAPI_SPEC",
-        Path(__file__).resolve().parents[3]
-        / "shared"
-        / "intercom-openapi"
-        / "api.intercom.io.yaml",
+        Path(__file__).resolve().parents[1] / "contracts" / "intercom-openapi-2.16.yaml",
     )
 )
 
