@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
-from .policy import DEFAULT_ESCALATION_KEYWORDS, parse_keywords
+from .core.policy import DEFAULT_ESCALATION_KEYWORDS, parse_keywords
 
 T = TypeVar("T")
 
@@ -149,19 +149,41 @@ def load_settings(
         log_format=reader.get("LOG_FORMAT", "text", _choice(("text", "json"))),
     )
     _check_slack_complete(settings)
-    _check_intervals(settings)
-    return settings
+    return _resolve_intervals(settings, reader)
 
 
-def _check_intervals(settings: Settings) -> None:
-    if settings.poll_interval_min > settings.poll_interval_max:
-        raise ConfigError("POLL_INTERVAL_MIN", "must not be above POLL_INTERVAL_MAX")
-    if not settings.poll_interval_min <= settings.poll_interval <= settings.poll_interval_max:
+def _resolve_intervals(settings: Settings, reader: _Reader) -> Settings:
+    """Fit the start interval and its bounds together; only what the user set is kept as is.
+
+    A bound left unset widens to take in POLL_INTERVAL (and the other bound), so
+    `POLL_INTERVAL=5` alone means a minimum of 5. An unset POLL_INTERVAL starts at the
+    default clamped into the bounds that were set. Values set explicitly that contradict
+    each other stay an error naming both variables.
+    """
+    interval = settings.poll_interval
+    low, high = settings.poll_interval_min, settings.poll_interval_max
+    interval_set = reader.is_set("POLL_INTERVAL")
+    low_set, high_set = reader.is_set("POLL_INTERVAL_MIN"), reader.is_set("POLL_INTERVAL_MAX")
+    if low_set and high_set and low > high:
+        raise ConfigError(
+            "POLL_INTERVAL_MIN", f"must not be above POLL_INTERVAL_MAX ({high:g}) (got {low:g})"
+        )
+    if not interval_set:
+        if low_set:
+            interval = max(interval, low)
+        if high_set:
+            interval = min(interval, high)
+    if not low_set:
+        low = min(low, interval)
+    if not high_set:
+        high = max(high, interval)
+    if not low <= interval <= high:  # only when POLL_INTERVAL and a bound were both set
         raise ConfigError(
             "POLL_INTERVAL",
-            f"must be between POLL_INTERVAL_MIN ({settings.poll_interval_min:g}) and "
-            f"POLL_INTERVAL_MAX ({settings.poll_interval_max:g})",
+            f"must be between POLL_INTERVAL_MIN ({low:g}) and "
+            f"POLL_INTERVAL_MAX ({high:g}) (got {interval:g})",
         )
+    return replace(settings, poll_interval=interval, poll_interval_min=low, poll_interval_max=high)
 
 
 def _check_slack_complete(settings: Settings) -> None:
@@ -184,6 +206,10 @@ def _check_slack_complete(settings: Settings) -> None:
 class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
+
+    def is_set(self, name: str) -> bool:
+        """Whether the user gave `name` a value; empty or blank counts as unset."""
+        return bool(self._env.get(name, "").strip())
 
     def get(
         self,

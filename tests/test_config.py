@@ -82,3 +82,106 @@ def test_bad_values_name_the_variable(variable: str, value: str, expected: str) 
 def test_secrets_are_known_so_logs_can_mask_them() -> None:
     settings = load_settings(BASE)
     assert set(settings.secrets()) == {"tok-secret-123", "sk-secret-456"}
+
+
+def intervals(**env: str) -> tuple[float, float, float]:
+    settings = load_settings({**BASE, **env})
+    return settings.poll_interval, settings.poll_interval_min, settings.poll_interval_max
+
+
+def test_unset_interval_variables_give_the_documented_defaults() -> None:
+    assert intervals() == (60, 15, 300)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"POLL_INTERVAL": "5"}, (5, 5, 300)),
+        ({"POLL_INTERVAL": "600"}, (600, 15, 600)),
+        ({"POLL_INTERVAL": "15"}, (15, 15, 300)),
+        ({"POLL_INTERVAL": "5", "POLL_INTERVAL_MAX": "100"}, (5, 5, 100)),
+        ({"POLL_INTERVAL": "600", "POLL_INTERVAL_MIN": "30"}, (600, 30, 600)),
+    ],
+)
+def test_unset_bounds_widen_to_take_in_the_interval(
+    env: dict[str, str], expected: tuple[float, float, float]
+) -> None:
+    assert intervals(**env) == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"POLL_INTERVAL": "60", "POLL_INTERVAL_MIN": "20", "POLL_INTERVAL_MAX": "100"},
+            (60, 20, 100),
+        ),
+        ({"POLL_INTERVAL": "5", "POLL_INTERVAL_MIN": "5"}, (5, 5, 300)),
+        ({"POLL_INTERVAL": "600", "POLL_INTERVAL_MAX": "600"}, (600, 15, 600)),
+        ({"POLL_INTERVAL_MIN": "40", "POLL_INTERVAL_MAX": "40"}, (40, 40, 40)),
+    ],
+)
+def test_explicit_bounds_are_kept_as_given(
+    env: dict[str, str], expected: tuple[float, float, float]
+) -> None:
+    assert intervals(**env) == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"POLL_INTERVAL_MIN": "120"}, (120, 120, 300)),
+        ({"POLL_INTERVAL_MAX": "30"}, (30, 15, 30)),
+        ({"POLL_INTERVAL_MIN": "500"}, (500, 500, 500)),
+        ({"POLL_INTERVAL_MAX": "5"}, (5, 5, 5)),
+        ({"POLL_INTERVAL_MIN": "10", "POLL_INTERVAL_MAX": "20"}, (20, 10, 20)),
+        ({"POLL_INTERVAL_MIN": "100", "POLL_INTERVAL_MAX": "200"}, (100, 100, 200)),
+    ],
+)
+def test_an_unset_interval_is_clamped_into_the_explicit_bounds(
+    env: dict[str, str], expected: tuple[float, float, float]
+) -> None:
+    assert intervals(**env) == expected
+
+
+def test_empty_interval_variables_count_as_unset() -> None:
+    assert intervals(POLL_INTERVAL="5", POLL_INTERVAL_MIN="", POLL_INTERVAL_MAX="  ") == (5, 5, 300)
+    assert intervals(POLL_INTERVAL="", POLL_INTERVAL_MIN="120") == (120, 120, 300)
+
+
+@pytest.mark.parametrize(
+    ("env", "variable", "other"),
+    [
+        (
+            {"POLL_INTERVAL": "5", "POLL_INTERVAL_MIN": "10"},
+            "POLL_INTERVAL",
+            "POLL_INTERVAL_MIN (10)",
+        ),
+        (
+            {"POLL_INTERVAL": "600", "POLL_INTERVAL_MAX": "300"},
+            "POLL_INTERVAL",
+            "POLL_INTERVAL_MAX (300)",
+        ),
+        (
+            {"POLL_INTERVAL": "50", "POLL_INTERVAL_MIN": "10", "POLL_INTERVAL_MAX": "40"},
+            "POLL_INTERVAL",
+            "POLL_INTERVAL_MAX (40)",
+        ),
+        (
+            {"POLL_INTERVAL_MIN": "200", "POLL_INTERVAL_MAX": "100"},
+            "POLL_INTERVAL_MIN",
+            "POLL_INTERVAL_MAX (100)",
+        ),
+    ],
+)
+def test_explicit_values_that_conflict_name_both_variables(
+    env: dict[str, str], variable: str, other: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**BASE, **env})
+    message = str(caught.value)
+    assert caught.value.variable == variable
+    assert message.startswith(f"{variable}: ")
+    assert other in message
+    assert f"(got {env[variable]})" in message
+    assert "\n" not in message
