@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from .cli import EXIT_CYCLE_FAILED, EXIT_OK, build_intercom, open_answer_memory
 
 if TYPE_CHECKING:
+    from .adapters.intercom import IntercomClient, IntercomError
     from .config import Settings
-    from .intercom import IntercomClient, IntercomError
 
 OK = "OK"
 FAIL = "FAIL"
@@ -97,7 +97,7 @@ def _configuration(settings: Settings) -> Iterator[Result]:
 
 
 def _intercom(settings: Settings) -> Iterator[Result]:
-    from .intercom import IntercomError
+    from .adapters.intercom import IntercomError
 
     client = build_intercom(settings)
     admin_id = settings.intercom_admin_id
@@ -153,7 +153,7 @@ def _intercom_problem(exc: IntercomError, settings: Settings) -> str:
 
 
 def _admin_listing(client: IntercomClient) -> str:
-    from .intercom import IntercomError
+    from .adapters.intercom import IntercomError
 
     try:
         admins = client.list_admins()
@@ -255,7 +255,7 @@ def _memory(settings: Settings) -> Iterator[Result]:
     if settings.memory_top_k == 0:
         yield Result(SKIP, "answer memory: off (MEMORY_TOP_K=0)")
         return
-    from .memory import AnswerMemoryError
+    from .adapters.memory import AnswerMemoryError
 
     platform = bool(settings.mem0_api_key)
     if platform:

@@ -19,19 +19,19 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .breaker import CircuitBreaker
+    from .adapters.breaker import CircuitBreaker
+    from .adapters.health import Health, HealthServer
+    from .adapters.intercom import IntercomClient
+    from .adapters.memory import AnswerMemory
+    from .adapters.metrics import Metrics
+    from .adapters.recall import Recall
+    from .adapters.responder import Responder
+    from .adapters.store import StateStore
     from .config import Settings
-    from .health import Health, HealthServer
-    from .intercom import IntercomClient
-    from .memory import AnswerMemory
-    from .metrics import Metrics
-    from .pipeline import Outcome, Pipeline, PipelineSettings
-    from .poller import Poller
-    from .recall import Recall
-    from .responder import Responder
-    from .review_desk import ReviewDesk
-    from .store import StateStore
-    from .triage import Rules
+    from .core.triage import Rules
+    from .flow.pipeline import Outcome, Pipeline, PipelineSettings
+    from .flow.poller import Poller
+    from .flow.review_desk import ReviewDesk
 
 EXIT_OK = 0
 EXIT_CYCLE_FAILED = 1
@@ -209,7 +209,7 @@ class App:
     def start(self, *, serve_health: bool = True) -> None:
         """Start what runs beside the poll loop: Slack review, /health and /metrics."""
         if serve_health and self.settings.health_addr and self.health and self.metrics:
-            from .health import HealthServer
+            from .adapters.health import HealthServer
 
             self.health_server = HealthServer(self.settings.health_addr, self.health, self.metrics)
             self.health_server.start()
@@ -235,12 +235,12 @@ def build_app(
     responder: Responder | None = None,
 ) -> App:
     """Open the state store and connect the parts. Raises `StateFileError`."""
-    from .breaker import CircuitBreaker
-    from .health import Health
-    from .metrics import Metrics
-    from .pipeline import Pipeline
-    from .poller import Poller
-    from .store import StateStore
+    from .adapters.breaker import CircuitBreaker
+    from .adapters.health import Health
+    from .adapters.metrics import Metrics
+    from .adapters.store import StateStore
+    from .flow.pipeline import Pipeline
+    from .flow.poller import Poller
 
     store = StateStore(settings.state_file, read_only=dry_run)
     stopping = threading.Event()
@@ -305,7 +305,7 @@ def apply_retry_requests(store: StateStore, state_file: Path) -> None:
     """`dlq retry` run while the daemon holds the state file leaves a request file."""
     import logging
 
-    from .store import take_retry_request
+    from .adapters.store import take_retry_request
 
     found, ids = take_retry_request(state_file)
     if not found:
@@ -321,8 +321,8 @@ def apply_retry_requests(store: StateStore, state_file: Path) -> None:
 def build_desk(
     settings: Settings, recall: Recall | None, *, breaker: CircuitBreaker | None = None
 ) -> ReviewDesk:
-    from .review import SlackReview
-    from .review_desk import ReviewDesk
+    from .adapters.slack import SlackReview
+    from .flow.review_desk import ReviewDesk
 
     assert settings.slack_bot_token and settings.slack_app_token and settings.slack_channel_id
     slack = SlackReview(
@@ -346,7 +346,7 @@ def build_desk(
 def build_intercom(
     settings: Settings, *, breaker: CircuitBreaker | None = None, metrics: Metrics | None = None
 ) -> IntercomClient:
-    from .intercom import IntercomClient
+    from .adapters.intercom import IntercomClient
 
     return IntercomClient(
         token=settings.intercom_access_token,
@@ -361,7 +361,7 @@ def build_intercom(
 
 
 def build_responder(settings: Settings) -> Responder:
-    from .responder import OpenAIResponder
+    from .adapters.responder import OpenAIResponder
 
     return OpenAIResponder(
         api_key=settings.openai_api_key,
@@ -373,8 +373,8 @@ def build_responder(settings: Settings) -> Responder:
 
 
 def pipeline_settings(settings: Settings) -> PipelineSettings:
-    from .pipeline import PipelineSettings
-    from .policy import PolicyRules
+    from .core.policy import PolicyRules
+    from .flow.pipeline import PipelineSettings
 
     return PipelineSettings(
         rules=rules_for(settings),
@@ -393,7 +393,7 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
 
 
 def rules_for(settings: Settings) -> Rules:
-    from .triage import Rules
+    from .core.triage import Rules
 
     return Rules(
         admin_id=settings.intercom_admin_id,
@@ -405,7 +405,7 @@ def rules_for(settings: Settings) -> Rules:
 
 def open_answer_memory(settings: Settings) -> AnswerMemory:
     """The configured backend: Mem0 platform with MEM0_API_KEY, else local under DATA_DIR."""
-    from .memory import open_memory
+    from .adapters.memory import open_memory
 
     return open_memory(
         mem0_api_key=settings.mem0_api_key,
@@ -423,7 +423,7 @@ def open_answer_memory(settings: Settings) -> AnswerMemory:
 def build_recall(
     settings: Settings, *, breaker: CircuitBreaker | None = None, metrics: Metrics | None = None
 ) -> Recall:
-    from .recall import Recall
+    from .adapters.recall import Recall
 
     return Recall(
         lambda: open_answer_memory(settings),
@@ -436,7 +436,7 @@ def build_recall(
 def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> int:
     import logging
 
-    from .store import StateFileError
+    from .adapters.store import StateFileError
 
     log = logging.getLogger("intercom_responder")
     try:

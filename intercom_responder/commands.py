@@ -21,22 +21,22 @@ from .cli import (
     open_answer_memory,
     pipeline_settings,
 )
-from .conversation import Message
-from .markup import one_line
+from .core.conversation import Message
+from .core.markup import one_line
 
 if TYPE_CHECKING:
     from datetime import date
 
+    from .adapters.memory import AnswerMemory, MemoryHit
     from .config import Settings
-    from .memory import AnswerMemory, MemoryHit
 
 EXIT_FAILED = EXIT_CYCLE_FAILED
 EXIT_INTERRUPTED = 130  # as a shell reports Ctrl-C
 
 
 def ask(settings: Settings, question: str, *, as_json: bool, out: TextIO) -> int:
-    from .pipeline import propose
-    from .responder import ResponderError
+    from .adapters.responder import ResponderError
+    from .flow.pipeline import propose
 
     message = Message(
         part_id="ask",
@@ -149,7 +149,7 @@ def memory_search(
 
 
 def _with_memory(settings: Settings, action: Any, out: TextIO) -> int:
-    from .memory import AnswerMemoryError
+    from .adapters.memory import AnswerMemoryError
 
     try:
         memory = open_answer_memory(settings)
@@ -180,11 +180,11 @@ def _hit_json(hit: MemoryHit) -> dict[str, Any]:
 def sync(
     settings: Settings, *, since: date | None, limit: int | None, dry_run: bool, out: TextIO
 ) -> int:
+    from .adapters.intercom import IntercomError
+    from .adapters.memory import AnswerMemoryError
+    from .adapters.store import StateFileError, SyncProgress
     from .cli import EXIT_STATE, build_intercom
-    from .intercom import IntercomError
-    from .memory import AnswerMemoryError
-    from .store import StateFileError, SyncProgress
-    from .sync import HistorySync
+    from .flow.sync import HistorySync
 
     try:
         progress = SyncProgress(settings.state_file)
@@ -220,8 +220,8 @@ def dlq_list(settings: Settings, *, out: TextIO) -> int:
     """Dead letters, read without locking so it works beside a running daemon."""
     from datetime import UTC, datetime
 
+    from .adapters.store import StateFileError, StateStore
     from .cli import EXIT_STATE
-    from .store import StateFileError, StateStore
 
     try:
         store = StateStore(settings.state_file, read_only=True)
@@ -246,8 +246,8 @@ def dlq_list(settings: Settings, *, out: TextIO) -> int:
 
 def dlq_retry(settings: Settings, conversation_id: str | None, *, out: TextIO) -> int:
     """Back in the queue: directly, or through a request file when the daemon runs."""
+    from .adapters.store import StateFileError, StateLockedError, StateStore, request_retry
     from .cli import EXIT_STATE
-    from .store import StateFileError, StateLockedError, StateStore, request_retry
 
     which = f"conversation {conversation_id}" if conversation_id else "all dead letters"
     try:

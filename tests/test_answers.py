@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from intercom_responder.adapters.memory import LocalMemory
 from intercom_responder.cli import App
-from intercom_responder.memory import LocalMemory
 from tests.conftest import ADMIN_ID, OPENAI_KEY, daemon_env, run_main, waiting_customer
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.mem0_platform import FakeMem0Platform

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from intercom_responder.conversation import (
+from intercom_responder.core.conversation import (
     NOTE_MARKER,
     Conversation,
     ConversationFormatError,

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from intercom_responder.store import StateStore
+from intercom_responder.adapters.store import StateStore
 from tests.conftest import ADMIN_ID, REPO, daemon_env, run_main, waiting_customer
 from tests.fakes.intercom import FakeIntercom, RecordedRequest
 from tests.fakes.openai_server import FakeOpenAI

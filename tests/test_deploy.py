@@ -346,7 +346,8 @@ def test_memory_deny_write_execute_does_not_break_the_dependencies(tmp_path: Pat
         except OSError:
             pass
         import aiohttp, grpc, mem0, numpy, openai, slack_bolt
-        import intercom_responder.cli, intercom_responder.memory, intercom_responder.review
+        import intercom_responder.cli, intercom_responder.adapters.memory
+        import intercom_responder.adapters.slack
         from qdrant_client import QdrantClient, models
         assert ctypes.CFUNCTYPE(ctypes.c_int)(lambda: 7)() == 7
         with tempfile.TemporaryDirectory() as path:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from intercom_responder.draft import MAX_ANSWER_CHARS, parse_model_reply
+from intercom_responder.core.draft import MAX_ANSWER_CHARS, parse_model_reply
 
 
 def test_a_good_reply_is_read() -> None:

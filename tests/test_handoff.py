@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from intercom_responder.adapters.store import HANDED_OFF
 from intercom_responder.cli import App
-from intercom_responder.conversation import NOTE_MARKER
-from intercom_responder.store import HANDED_OFF
+from intercom_responder.core.conversation import NOTE_MARKER
 from tests.conftest import ADMIN_ID, TEAMMATE_ID, waiting_customer
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.openai_server import FakeOpenAI

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from intercom_responder.conversation import Conversation
-from intercom_responder.history import MAX_ANSWER_CHARS, qa_pairs
+from intercom_responder.core.conversation import Conversation
+from intercom_responder.core.history import MAX_ANSWER_CHARS, qa_pairs
 from tests.builders import ADMIN_ID, T0, conversation, part
 
 TEAMMATE = "555"

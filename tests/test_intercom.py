@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from intercom_responder.intercom import (
+from intercom_responder.adapters.intercom import (
     AmbiguousWriteError,
     IntercomClient,
     IntercomError,

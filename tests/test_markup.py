@@ -1,4 +1,4 @@
-"""Tests for intercom_responder.markup: Intercom HTML <-> plain text."""
+"""Tests for intercom_responder.core.markup: Intercom HTML <-> plain text."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from intercom_responder import markup
-from intercom_responder.markup import attachment_labels, html_to_text, text_to_html
+from intercom_responder.core import markup
+from intercom_responder.core.markup import attachment_labels, html_to_text, text_to_html
 
 # --------------------------------------------------------------------------------------
 # html_to_text: empty input

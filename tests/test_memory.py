@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from intercom_responder.memory import (
+from intercom_responder.adapters.memory import (
     CATALOGUE_USER_ID,
     AnswerMemoryError,
     LocalMemory,
@@ -301,7 +301,7 @@ def test_open_memory_without_mem0_key_is_local(model: FakeOpenAI, tmp_path: Path
 _CHILD = """
 import json, os, sys
 from pathlib import Path
-import intercom_responder.memory as m
+import intercom_responder.adapters.memory as m
 lazy = "mem0" not in sys.modules
 memory = m.open_memory(
     mem0_api_key=None, mem0_host=None, data_dir=Path(sys.argv[1]),

@@ -8,11 +8,17 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from intercom_responder.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, CircuitOpenError
+from intercom_responder.adapters.breaker import (
+    CLOSED,
+    HALF_OPEN,
+    OPEN,
+    CircuitBreaker,
+    CircuitOpenError,
+)
+from intercom_responder.adapters.store import FAILED, WAITING, StateStore, request_retry
 from intercom_responder.cli import App
-from intercom_responder.pipeline import Outcome
-from intercom_responder.poller import CycleResult
-from intercom_responder.store import FAILED, WAITING, StateStore, request_retry
+from intercom_responder.flow.pipeline import Outcome
+from intercom_responder.flow.poller import CycleResult
 from tests.conftest import ADMIN_ID, daemon_env, run_main, waiting_customer
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.openai_server import FakeOpenAI

@@ -10,12 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from intercom_responder.cli import App
-from intercom_responder.conversation import NOTE_MARKER
-from intercom_responder.draft import Draft
-from intercom_responder.markup import text_to_html
-from intercom_responder.responder import DraftRequest
-from intercom_responder.store import (
+from intercom_responder.adapters.responder import DraftRequest
+from intercom_responder.adapters.store import (
     AWAITING_USER_REPLY,
     FAILED,
     HANDED_OFF,
@@ -23,6 +19,10 @@ from intercom_responder.store import (
     WAITING,
     ConversationRecord,
 )
+from intercom_responder.cli import App
+from intercom_responder.core.conversation import NOTE_MARKER
+from intercom_responder.core.draft import Draft
+from intercom_responder.core.markup import text_to_html
 from tests.conftest import ADMIN_ID, TEAMMATE_ID, waiting_customer
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.openai_server import FakeOpenAI

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from intercom_responder.draft import Draft
-from intercom_responder.policy import (
+from intercom_responder.core.draft import Draft
+from intercom_responder.core.policy import (
     Action,
     PolicyRules,
     asks_for_human,

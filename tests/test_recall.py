@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from intercom_responder.memory import AnswerMemoryError, MemoryEntry, MemoryHit
-from intercom_responder.recall import REOPEN_AFTER_SECONDS, Recall
+from intercom_responder.adapters.memory import AnswerMemoryError, MemoryEntry, MemoryHit
+from intercom_responder.adapters.recall import REOPEN_AFTER_SECONDS, Recall
 
 
 class ListCatalogue:

@@ -26,7 +26,7 @@ def test_no_file_refers_to_a_folder_beside_the_repository() -> None:
     this_file = Path(__file__).resolve()
     offenders = []
     for path in tracked_files():
-        if path == this_file or path == SPEC or not path.is_file():
+        if path in (this_file, SPEC) or not path.is_file():
             continue
         try:
             text = path.read_text(encoding="utf-8")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from intercom_responder.conversation import Message
-from intercom_responder.prompts import DATA_CLOSE, DATA_OPEN, SYSTEM_PROMPT
-from intercom_responder.responder import DraftRequest, OpenAIResponder, ResponderError
+from intercom_responder.adapters.responder import DraftRequest, OpenAIResponder, ResponderError
+from intercom_responder.core.conversation import Message
+from intercom_responder.core.prompts import DATA_CLOSE, DATA_OPEN, SYSTEM_PROMPT
 from tests.conftest import OPENAI_KEY
 from tests.fakes.openai_server import FakeOpenAI
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from intercom_responder.cli import App
-from intercom_responder.store import (
+from intercom_responder.adapters.store import (
     AWAITING_USER_REPLY,
     HANDED_OFF,
     IN_REVIEW,
     WAITING,
     ConversationRecord,
 )
+from intercom_responder.cli import App
 from tests.conftest import ADMIN_ID, TEAMMATE_ID, waiting_customer
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.openai_server import FakeOpenAI

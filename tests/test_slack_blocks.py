@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from intercom_responder.slack_blocks import (
+from intercom_responder.core.slack_blocks import (
     SECTION_LIMIT,
     ReviewContent,
     cut,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from intercom_responder.store import (
+from intercom_responder.adapters.store import (
     AWAITING_USER_REPLY,
     SENDING,
     WAITING,
@@ -99,7 +99,7 @@ def test_a_second_store_on_the_same_file_is_refused(tmp_path: Path) -> None:
 def test_a_second_process_is_refused_while_the_first_holds_the_lock(tmp_path: Path) -> None:
     path = tmp_path / "sessions.json"
     code = (
-        "import sys; from intercom_responder.store import StateStore, StateLockedError\n"
+        "import sys; from intercom_responder.adapters.store import StateStore, StateLockedError\n"
         "try:\n    StateStore(sys.argv[1])\nexcept StateLockedError as e:\n"
         "    print(e); sys.exit(7)\n"
     )

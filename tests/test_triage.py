@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from intercom_responder.conversation import NOTE_MARKER, Conversation
-from intercom_responder.triage import Rules, assess, skip_from_summary
+from intercom_responder.core.conversation import NOTE_MARKER, Conversation
+from intercom_responder.core.triage import Rules, assess, skip_from_summary
 from tests.builders import ADMIN_ID, T0, conversation, part
 
 RULES = Rules(admin_id=ADMIN_ID, debounce_seconds=15, max_message_age_seconds=24 * 3600)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from intercom_responder.cli import App
-from intercom_responder.poller import OVERLAP_SECONDS, CycleResult
+from intercom_responder.flow.poller import OVERLAP_SECONDS, CycleResult
 from tests.bench.harness import (
     ENDPOINTS,
     Conversations,

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from intercom_responder.poller import CycleResult, Poller
+from intercom_responder.flow.poller import CycleResult, Poller
 from tests.bench.harness import (
     ENDPOINTS,
     ChatCall,

@@ -17,7 +17,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from intercom_responder.store import AWAITING_USER_REPLY, SENDING, ConversationRecord, StateStore
+from intercom_responder.adapters.store import (
+    AWAITING_USER_REPLY,
+    SENDING,
+    ConversationRecord,
+    StateStore,
+)
 
 TARGET_MS = 20.0
 

@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .conversation import Message
-from .draft import Draft, parse_model_reply
-from .prompts import DRAFT_SCHEMA, SYSTEM_PROMPT, KnownAnswer, build_user_prompt
+from ..core.conversation import Message
+from ..core.draft import Draft, parse_model_reply
+from ..core.prompts import DRAFT_SCHEMA, SYSTEM_PROMPT, KnownAnswer, build_user_prompt
 
 if TYPE_CHECKING:
     from openai import OpenAI

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, TextIO
 
-from .conversation import Conversation, ConversationFormatError
-from .history import QAPair, qa_pairs
-from .intercom import IntercomClient, IntercomError
-from .markup import one_line
-from .store import SyncJob, SyncProgress
+from ..adapters.intercom import IntercomClient, IntercomError
+from ..adapters.store import SyncJob, SyncProgress
+from ..core.conversation import Conversation, ConversationFormatError
+from ..core.history import QAPair, qa_pairs
+from ..core.markup import one_line
 
 if TYPE_CHECKING:
-    from .memory import AnswerMemory
+    from ..adapters.memory import AnswerMemory
 
 log = logging.getLogger(__name__)
 

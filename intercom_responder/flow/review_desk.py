@@ -16,20 +16,20 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .breaker import CircuitBreaker
-from .conversation import Conversation, Message
-from .draft import Draft
-from .intercom import IntercomError
-from .policy import Action, Decision
-from .review import ReviewAction, ReviewError, ReviewRef, SlackReview
-from .slack_blocks import EDIT, REJECT, ReviewContent, mention, outcome_text
-from .store import IN_REVIEW, SKIPPED, WAITING, ConversationRecord
-from .triage import assess
+from ..adapters.breaker import CircuitBreaker
+from ..adapters.intercom import IntercomError
+from ..adapters.slack import ReviewAction, ReviewError, ReviewRef, SlackReview
+from ..adapters.store import IN_REVIEW, SKIPPED, WAITING, ConversationRecord
+from ..core.conversation import Conversation, Message
+from ..core.draft import Draft
+from ..core.policy import Action, Decision
+from ..core.slack_blocks import EDIT, REJECT, ReviewContent, mention, outcome_text
+from ..core.triage import assess
 
 if TYPE_CHECKING:
-    from .memory import MemoryHit
+    from ..adapters.memory import MemoryHit
+    from ..adapters.recall import Recall
     from .pipeline import Outcome, Pipeline
-    from .recall import Recall
 
 log = logging.getLogger(__name__)
 
@@ -364,6 +364,6 @@ def _content(conversation_id: str, review: dict[str, Any]) -> ReviewContent:
 
 
 def _quote(text: str) -> str:
-    from .slack_blocks import SECTION_LIMIT, quoted
+    from ..core.slack_blocks import SECTION_LIMIT, quoted
 
     return quoted(text, SECTION_LIMIT // 2)

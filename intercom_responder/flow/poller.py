@@ -18,21 +18,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .breaker import CircuitOpenError
-from .intercom import IntercomClient, IntercomError
-from .pipeline import Outcome, Pipeline
-from .store import (
+from ..adapters.breaker import CircuitOpenError
+from ..adapters.intercom import IntercomClient, IntercomError
+from ..adapters.store import (
     AWAITING_USER_REPLY,
     SKIPPED,
     WAITING,
     ConversationRecord,
     StateStore,
 )
-from .triage import Rules, skip_from_summary
+from ..core.triage import Rules, skip_from_summary
+from .pipeline import Outcome, Pipeline
 
 if TYPE_CHECKING:
-    from .health import Health
-    from .metrics import Metrics
+    from ..adapters.health import Health
+    from ..adapters.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

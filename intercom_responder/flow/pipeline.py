@@ -19,15 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from .breaker import CircuitBreaker, CircuitOpenError
-from .conversation import NOTE_MARKER, Conversation, ConversationFormatError, Message
-from .draft import Draft
-from .intercom import AmbiguousWriteError, IntercomClient, IntercomError
-from .markup import text_to_html
-from .policy import Action, Decision, PolicyRules, check_before_drafting, decide
-from .responder import DraftRequest, Responder, ResponderError
-from .review import ReviewError
-from .store import (
+from ..adapters.breaker import CircuitBreaker, CircuitOpenError
+from ..adapters.intercom import AmbiguousWriteError, IntercomClient, IntercomError
+from ..adapters.responder import DraftRequest, Responder, ResponderError
+from ..adapters.slack import ReviewError
+from ..adapters.store import (
     AWAITING_USER_REPLY,
     FAILED,
     HANDED_OFF,
@@ -39,12 +35,16 @@ from .store import (
     ConversationRecord,
     StateStore,
 )
-from .triage import Assessment, Rules, assess
+from ..core.conversation import NOTE_MARKER, Conversation, ConversationFormatError, Message
+from ..core.draft import Draft
+from ..core.markup import text_to_html
+from ..core.policy import Action, Decision, PolicyRules, check_before_drafting, decide
+from ..core.triage import Assessment, Rules, assess
 
 if TYPE_CHECKING:
-    from .memory import MemoryHit
-    from .metrics import Metrics
-    from .recall import Recall
+    from ..adapters.memory import MemoryHit
+    from ..adapters.metrics import Metrics
+    from ..adapters.recall import Recall
     from .review_desk import ReviewDesk
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from . import __version__
+from .. import __version__
 from .breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .slack_blocks import (
+from ..core.slack_blocks import (
     APPROVE,
     EDIT,
     EDIT_ACTION_ID,

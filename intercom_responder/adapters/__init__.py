@@ -1,0 +1,1 @@
+"""Thin adapters at the edges: Intercom, the model, Mem0, Slack, the state file, metrics."""

@@ -1,0 +1,1 @@
+"""The flow: the poll loop, the pipeline of one conversation, sending, review, sync."""
