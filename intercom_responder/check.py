@@ -28,7 +28,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .cli import EXIT_CYCLE_FAILED, EXIT_OK, build_intercom, open_answer_memory
+from .adapters.slack import slack_error
+from .bootstrap import build_intercom, open_answer_memory
+from .core.text import Redactor, describe, one_line
+from .defaults import SLACK_TIMEOUT
+from .errors import ExitCode
 
 if TYPE_CHECKING:
     from .adapters.intercom import IntercomClient, IntercomError
@@ -38,11 +42,8 @@ OK = "OK"
 FAIL = "FAIL"
 SKIP = "SKIP"
 
-#: Seconds one Slack Web API call may take (the daemon's review client uses the same).
-SLACK_TIMEOUT = 10
 #: Teammates shown when INTERCOM_ADMIN_ID is wrong, and models when OPENAI_MODEL is.
 MAX_LISTED = 10
-REDACTED = "[redacted]"
 
 
 @dataclass(frozen=True)
@@ -63,18 +64,18 @@ def run_checks(settings: Settings, *, out: TextIO) -> int:
         ("answer memory", _memory),
         ("Slack", _slack),
     ]
-    secrets = _secrets(settings)
+    redact = Redactor(settings.secrets())
     failed = 0
     for label, check in checks:
         for result in _guarded(label, check, settings):
             failed += result.status == FAIL
-            line = f"{result.status:<6}{_redact(result.text, secrets)}"
+            line = f"{result.status:<6}{redact(result.text)}"
             print(line.rstrip(), file=out, flush=True)
     if failed:
         print(f"{failed} check{'s' if failed != 1 else ''} failed", file=out, flush=True)
-        return EXIT_CYCLE_FAILED
+        return ExitCode.FAILED
     print("all checks passed", file=out, flush=True)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _guarded(label: str, check: Check, settings: Settings) -> Iterator[Result]:
@@ -82,7 +83,7 @@ def _guarded(label: str, check: Check, settings: Settings) -> Iterator[Result]:
     try:
         yield from check(settings)
     except Exception as exc:
-        yield Result(FAIL, f"{label}: unexpected error: {_describe(exc)}")
+        yield Result(FAIL, f"{label}: unexpected error: {describe(exc)}")
 
 
 # --------------------------------------------------------------------------- configuration
@@ -244,8 +245,8 @@ def _openai_error(exc: Exception) -> str:
         body = exc.body
         message = body.get("message") if isinstance(body, Mapping) else None
         code = f" {exc.code}" if exc.code else ""
-        return f"{name} (HTTP {exc.status_code}{code}: {_short(message or exc.message)})"
-    return f"{name} ({_short(exc)})"
+        return f"{name} (HTTP {exc.status_code}{code}: {one_line(message or exc.message, 300)})"
+    return f"{name} ({one_line(exc, 300)})"
 
 
 # --------------------------------------------------------------------------- answer memory
@@ -255,7 +256,7 @@ def _memory(settings: Settings) -> Iterator[Result]:
     if settings.memory_top_k == 0:
         yield Result(SKIP, "answer memory: off (MEMORY_TOP_K=0)")
         return
-    from .adapters.memory import AnswerMemoryError
+    from .adapters.memory import AnswerMemoryError, MemoryInUseError
 
     platform = bool(settings.mem0_api_key)
     if platform:
@@ -273,15 +274,15 @@ def _memory(settings: Settings) -> Iterator[Result]:
             memory.search("ping", limit=1, min_score=0)
         finally:
             memory.close()
+    except MemoryInUseError:
+        # The running daemon holds the embedded Qdrant: nothing is wrong with it.
+        yield Result(
+            SKIP,
+            f"answer memory ({where}): in use by another process (the daemon?), not "
+            "checked; embedded Qdrant allows one process per DATA_DIR",
+        )
+        return
     except AnswerMemoryError as exc:
-        if not platform and "in use by another process" in str(exc):
-            # The running daemon holds the embedded Qdrant: nothing is wrong with it.
-            yield Result(
-                SKIP,
-                f"answer memory ({where}): in use by another process (the daemon?), not "
-                "checked; embedded Qdrant allows one process per DATA_DIR",
-            )
-            return
         yield Result(FAIL, f"answer memory: {exc} - {fix}")  # names the backend and place
         return
     yield Result(OK, f"answer memory ({where})")
@@ -297,10 +298,12 @@ def _slack(settings: Settings) -> Iterator[Result]:
     from slack_sdk import WebClient
 
     bot = WebClient(
-        token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=SLACK_TIMEOUT
+        token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=int(SLACK_TIMEOUT)
     )
     yield _slack_bot(bot, settings)
-    yield _slack_app(WebClient(base_url=settings.slack_api_url, timeout=SLACK_TIMEOUT), settings)
+    yield _slack_app(
+        WebClient(base_url=settings.slack_api_url, timeout=int(SLACK_TIMEOUT)), settings
+    )
 
 
 def _slack_bot(bot: Any, settings: Settings) -> Result:
@@ -309,7 +312,7 @@ def _slack_bot(bot: Any, settings: Settings) -> Result:
     try:
         auth = bot.auth_test()
     except SlackApiError as exc:
-        return Result(FAIL, f"Slack: {_slack_error(exc)} - check SLACK_BOT_TOKEN")
+        return Result(FAIL, f"Slack: {slack_error(exc)} - check SLACK_BOT_TOKEN")
     except OSError as exc:  # URLError, timeouts
         return Result(FAIL, f"Slack: {_slack_unreachable(exc, settings)}")
     name, team = auth.get("user") or "?", auth.get("team") or "?"
@@ -325,7 +328,7 @@ def _slack_bot(bot: Any, settings: Settings) -> Result:
     try:
         info = bot.conversations_info(channel=channel_id)
     except SlackApiError as exc:
-        error = _slack_error(exc)
+        error = slack_error(exc)
         if error.startswith("missing_scope"):
             return Result(
                 OK,
@@ -372,7 +375,7 @@ def _slack_app(app: Any, settings: Settings) -> Result:
     except SlackApiError as exc:
         return Result(
             FAIL,
-            f"Slack Socket Mode: {_slack_error(exc)} - check SLACK_APP_TOKEN (an xapp- token "
+            f"Slack Socket Mode: {slack_error(exc)} - check SLACK_APP_TOKEN (an xapp- token "
             "with connections:write, and Socket Mode enabled for the app)",
         )
     except OSError as exc:  # URLError, timeouts
@@ -380,17 +383,8 @@ def _slack_app(app: Any, settings: Settings) -> Result:
     return Result(OK, "Slack Socket Mode: app-level token works (apps.connections.open)")
 
 
-def _slack_error(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    error = response.get("error") if response is not None else None
-    if not error:
-        return _describe(exc)
-    needed = response.get("needed") if response is not None else None
-    return f"{error} (needs {needed})" if needed else str(error)
-
-
 def _slack_unreachable(exc: Exception, settings: Settings) -> str:
-    return f"cannot reach {settings.slack_api_url} ({_describe(exc)}) - check SLACK_API_URL"
+    return f"cannot reach {settings.slack_api_url} ({describe(exc)}) - check SLACK_API_URL"
 
 
 def _scopes(headers: Mapping[str, Any] | None) -> set[str] | None:
@@ -406,22 +400,3 @@ def _scopes(headers: Mapping[str, Any] | None) -> set[str] | None:
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def _secrets(settings: Settings) -> list[str]:
-    return sorted({s for s in settings.secrets() if len(s) >= 6}, key=len, reverse=True)
-
-
-def _redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return text
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {_short(exc)}"
-
-
-def _short(value: object, limit: int = 300) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[:limit] + "..."

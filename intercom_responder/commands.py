@@ -1,28 +1,27 @@
-"""`ask` and `memory`: tuning the answers without Intercom.
+"""The body of each command: the daemon itself, `ask`, `memory`, `sync` and `dlq`.
 
-`ask` goes through `pipeline.propose`, the very function the daemon uses, so what it
-prints is what the daemon would do with the same message (for a first message in a
-conversation). `memory` talks to the backend directly, so its failures are shown
-instead of being papered over as they are in the daemon.
+`cli` parses the arguments and calls one of these; `check` has a module of its own.
+`ask` drafts through the daemon's own `Drafter`, so what it prints is what the daemon
+would do with the same message (for a first message in a conversation). `memory` talks
+to the backend directly, so its failures are shown instead of being papered over as
+they are in the daemon. `dlq` works beside a running daemon (see `flow.dead_letters`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import signal
 import sys
+import threading
 import time
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .cli import (
-    EXIT_CYCLE_FAILED,
-    EXIT_OK,
-    build_recall,
-    build_responder,
-    open_answer_memory,
-    pipeline_settings,
-)
+from .bootstrap import build_drafter, build_intercom, build_recall, open_answer_memory
 from .core.conversation import Message
-from .core.markup import one_line
+from .core.text import one_line
+from .errors import ExitCode
 
 if TYPE_CHECKING:
     from datetime import date
@@ -30,13 +29,59 @@ if TYPE_CHECKING:
     from .adapters.memory import AnswerMemory, MemoryHit
     from .config import Settings
 
-EXIT_FAILED = EXIT_CYCLE_FAILED
-EXIT_INTERRUPTED = 130  # as a shell reports Ctrl-C
+
+def run_daemon(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> int:
+    """The daemon: poll until stopped (SIGTERM or Ctrl-C), or once with `--once`."""
+    from .adapters.files import StateFileError
+    from .bootstrap import build_app
+
+    log = logging.getLogger("intercom_responder")
+    try:
+        app = build_app(settings, dry_run=dry_run, out=out)
+    except StateFileError as exc:
+        print(f"intercom-responder: {exc}", file=sys.stderr)
+        return ExitCode.STATE
+    _install_signal_handlers(app.stopping)
+    app.start(serve_health=not once)
+    mode = " (dry run: nothing is written)" if dry_run else ""
+    log.info(
+        "intercom-responder starting%s: Intercom %s as admin %s, model %s, state %s",
+        mode,
+        settings.intercom_api_base,
+        settings.intercom_admin_id,
+        settings.openai_model,
+        settings.state_file,
+    )
+    try:
+        if once:
+            result = app.poller.poll_once()
+            return ExitCode.OK if result.ok or app.stopping.is_set() else ExitCode.FAILED
+        app.poller.run_forever()
+    finally:
+        app.close()
+    log.info("intercom-responder stopped")
+    return ExitCode.OK
+
+
+def _install_signal_handlers(stopping: threading.Event) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        logging.getLogger("intercom_responder").info(
+            "received %s: finishing in-flight work, then exiting (again to force)",
+            signal.Signals(signum).name,
+        )
+        stopping.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
 
 
 def ask(settings: Settings, question: str, *, as_json: bool, out: TextIO) -> int:
     from .adapters.responder import ResponderError
-    from .flow.pipeline import propose
 
     message = Message(
         part_id="ask",
@@ -50,10 +95,7 @@ def ask(settings: Settings, question: str, *, as_json: bool, out: TextIO) -> int
     )
     recall = build_recall(settings) if settings.memory_top_k > 0 else None
     try:
-        proposal = propose(
-            responder=build_responder(settings),
-            recall=recall,
-            settings=pipeline_settings(settings),
+        proposal = build_drafter(settings, None, recall).propose(
             conversation_id="ask",
             customer_name="",
             transcript=(message,),
@@ -61,7 +103,7 @@ def ask(settings: Settings, question: str, *, as_json: bool, out: TextIO) -> int
         )
     except ResponderError as exc:
         print(f"intercom-responder: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     finally:
         if recall is not None:
             recall.close()
@@ -85,7 +127,7 @@ def ask(settings: Settings, question: str, *, as_json: bool, out: TextIO) -> int
             "latency_seconds": round(draft.latency_seconds, 3),
         }
         print(json.dumps(document, ensure_ascii=False, indent=2), file=out)
-        return EXIT_OK
+        return ExitCode.OK
     lines = [f"question:   {question}", f"memory:     {memory_state}, {len(proposal.hits)} hit(s)"]
     for hit in proposal.hits:
         lines.append(f"  {hit.score:.2f}  [{hit.source}] {one_line(hit.question)}")
@@ -98,18 +140,18 @@ def ask(settings: Settings, question: str, *, as_json: bool, out: TextIO) -> int
         lines.append(f"error:      {draft.error}")
     lines.append(f"decision:   {decision.action.value} ({decision.reason})")
     print("\n".join(lines), file=out)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def memory_add(settings: Settings, question: str, answer: str, *, out: TextIO) -> int:
     if not question.strip() or not answer.strip():
         print("intercom-responder: the question and the answer must not be empty", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
 
     def add(memory: AnswerMemory) -> int:
         added = memory.add(question.strip(), answer.strip(), source="manual")
         print("added to the catalogue" if added else "already in the catalogue", file=out)
-        return EXIT_OK
+        return ExitCode.OK
 
     return _with_memory(settings, add, out)
 
@@ -125,7 +167,7 @@ def memory_list(settings: Settings, *, limit: int, out: TextIO) -> int:
         print(
             f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} ({memory.backend})", file=out
         )
-        return EXIT_OK
+        return ExitCode.OK
 
     return _with_memory(settings, show, out)
 
@@ -143,7 +185,7 @@ def memory_search(
             print(f"{hit.score:.2f}  [{hit.source}] {one_line(hit.question)}", file=out)
             print(f"      -> {one_line(hit.answer)}", file=out)
         print(f"{len(hits)} hit(s)", file=out)
-        return EXIT_OK
+        return ExitCode.OK
 
     return _with_memory(settings, search, out)
 
@@ -155,13 +197,13 @@ def _with_memory(settings: Settings, action: Any, out: TextIO) -> int:
         memory = open_answer_memory(settings)
     except AnswerMemoryError as exc:
         print(f"intercom-responder: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     try:
         result: int = action(memory)
         return result
     except AnswerMemoryError as exc:
         print(f"intercom-responder: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     finally:
         memory.close()
 
@@ -180,17 +222,16 @@ def _hit_json(hit: MemoryHit) -> dict[str, Any]:
 def sync(
     settings: Settings, *, since: date | None, limit: int | None, dry_run: bool, out: TextIO
 ) -> int:
+    from .adapters.files import StateFileError
     from .adapters.intercom import IntercomError
     from .adapters.memory import AnswerMemoryError
-    from .adapters.store import StateFileError, SyncProgress
-    from .cli import EXIT_STATE, build_intercom
-    from .flow.sync import HistorySync
+    from .flow.sync import HistorySync, SyncProgress
 
     try:
         progress = SyncProgress(settings.state_file)
     except StateFileError as exc:
         print(f"intercom-responder: {exc}", file=sys.stderr)
-        return EXIT_STATE
+        return ExitCode.STATE
     memory: AnswerMemory | None = None
     try:
         if not dry_run:
@@ -208,26 +249,26 @@ def sync(
             "command again to continue.",
             file=sys.stderr,
         )
-        return EXIT_FAILED
+        return ExitCode.FAILED
     finally:
         if memory is not None:
             memory.close()
         progress.close()
-    return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
+    return ExitCode.INTERRUPTED if result.interrupted else ExitCode.OK
 
 
 def dlq_list(settings: Settings, *, out: TextIO) -> int:
     """Dead letters, read without locking so it works beside a running daemon."""
     from datetime import UTC, datetime
 
-    from .adapters.store import StateFileError, StateStore
-    from .cli import EXIT_STATE
+    from .adapters.files import StateFileError
+    from .adapters.store import StateStore
 
     try:
         store = StateStore(settings.state_file, read_only=True)
     except StateFileError as exc:
         print(f"intercom-responder: {exc}", file=sys.stderr)
-        return EXIT_STATE
+        return ExitCode.STATE
     letters = sorted(store.dead_letters(), key=lambda r: r.updated_at)
     for record in letters:
         when = datetime.fromtimestamp(record.updated_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -241,13 +282,14 @@ def dlq_list(settings: Settings, *, out: TextIO) -> int:
         + (" - `python main.py dlq retry [ID]` puts them back in the queue" if letters else ""),
         file=out,
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def dlq_retry(settings: Settings, conversation_id: str | None, *, out: TextIO) -> int:
     """Back in the queue: directly, or through a request file when the daemon runs."""
-    from .adapters.store import StateFileError, StateLockedError, StateStore, request_retry
-    from .cli import EXIT_STATE
+    from .adapters.files import StateFileError, StateLockedError
+    from .adapters.store import StateStore
+    from .flow.dead_letters import request_retry
 
     which = f"conversation {conversation_id}" if conversation_id else "all dead letters"
     try:
@@ -255,14 +297,14 @@ def dlq_retry(settings: Settings, conversation_id: str | None, *, out: TextIO) -
     except StateLockedError:
         request_retry(settings.state_file, conversation_id)
         print(f"the running daemon will retry {which} at its next poll", file=out)
-        return EXIT_OK
+        return ExitCode.OK
     except StateFileError as exc:
         print(f"intercom-responder: {exc}", file=sys.stderr)
-        return EXIT_STATE
+        return ExitCode.STATE
     with store:
         retried = store.retry_dead_letters(conversation_id)
     if not retried:
         print(f"no dead letter matched ({which})", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     print(f"back in the queue: {', '.join(retried)}", file=out)
-    return EXIT_OK
+    return ExitCode.OK

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
-from .core.policy import DEFAULT_ESCALATION_KEYWORDS, parse_keywords
+from . import defaults as d
+from .core.policy import parse_keywords
 
 T = TypeVar("T")
 
@@ -31,47 +32,47 @@ class ConfigError(ValueError):
 class Settings:
     intercom_access_token: str
     intercom_admin_id: str
-    intercom_api_base: str = "https://api.intercom.io"
-    intercom_api_version: str = "2.16"
-    intercom_timeout: float = 30.0
+    intercom_api_base: str = d.INTERCOM_API_BASE
+    intercom_api_version: str = d.INTERCOM_API_VERSION
+    intercom_timeout: float = d.INTERCOM_TIMEOUT
     openai_api_key: str = ""
     openai_base_url: str | None = None
-    openai_model: str = "gpt-4o"
-    openai_timeout: float = 60.0
-    openai_max_retries: int = 2
-    confidence_threshold: float = 0.8
-    poll_interval: float = 60.0
-    poll_interval_min: float = 15.0
-    poll_interval_max: float = 300.0
-    health_addr: str = "127.0.0.1:8000"
-    debounce_seconds: float = 15.0
-    concurrency: int = 4
-    state_file: Path = Path("sessions.json")
-    data_dir: Path = Path("data")
-    max_message_age_hours: float = 24.0
-    skip_assigned_to_others: bool = True
-    session_ttl_hours: float = 24.0
-    max_attempts: int = 5
-    escalation_keywords: tuple[str, ...] = DEFAULT_ESCALATION_KEYWORDS
-    max_ai_replies_per_hour: int = 3
+    openai_model: str = d.OPENAI_MODEL
+    openai_timeout: float = d.OPENAI_TIMEOUT
+    openai_max_retries: int = d.OPENAI_MAX_RETRIES
+    confidence_threshold: float = d.CONFIDENCE_THRESHOLD
+    poll_interval: float = d.POLL_INTERVAL
+    poll_interval_min: float = d.POLL_INTERVAL_MIN
+    poll_interval_max: float = d.POLL_INTERVAL_MAX
+    health_addr: str = d.HEALTH_ADDR
+    debounce_seconds: float = d.DEBOUNCE_SECONDS
+    concurrency: int = d.CONCURRENCY
+    state_file: Path = Path(d.STATE_FILE)
+    data_dir: Path = Path(d.DATA_DIR)
+    max_message_age_hours: float = d.MAX_MESSAGE_AGE_HOURS
+    skip_assigned_to_others: bool = d.SKIP_ASSIGNED_TO_OTHERS
+    session_ttl_hours: float = d.SESSION_TTL_HOURS
+    max_attempts: int = d.MAX_ATTEMPTS
+    escalation_keywords: tuple[str, ...] = d.ESCALATION_KEYWORDS
+    max_ai_replies_per_hour: int = d.MAX_AI_REPLIES_PER_HOUR
     handoff_team_id: str | None = None
     handoff_admin_id: str | None = None
     mem0_api_key: str | None = None
     mem0_host: str | None = None
-    memory_top_k: int = 3
-    memory_min_score: float = 0.5
-    memory_timeout: float = 10.0
-    embedding_model: str = "text-embedding-3-small"
-    embedding_dims: int = 1536
+    memory_top_k: int = d.MEMORY_TOP_K
+    memory_min_score: float = d.MEMORY_MIN_SCORE
+    memory_timeout: float = d.MEMORY_TIMEOUT
+    embedding_model: str = d.EMBEDDING_MODEL
+    embedding_dims: int = d.EMBEDDING_DIMS
     slack_bot_token: str | None = None
     slack_app_token: str | None = None
     slack_channel_id: str | None = None
-    slack_api_url: str = "https://slack.com/api/"
+    slack_api_url: str = d.SLACK_API_URL
     slack_approver_ids: tuple[str, ...] = ()
-    review_timeout_minutes: float = 120.0
+    review_timeout_minutes: float = d.REVIEW_TIMEOUT_MINUTES
     intercom_workspace_id: str | None = None
-    log_level: str = "INFO"
-    log_format: str = "text"
+    log_level: str = d.LOG_LEVEL
+    log_format: str = d.LOG_FORMAT
 
     @property
     def slack_enabled(self) -> bool:
@@ -102,51 +103,59 @@ def load_settings(
             "INTERCOM_ACCESS_TOKEN", "", _nonempty, required=need_intercom
         ),
         intercom_admin_id=reader.get("INTERCOM_ADMIN_ID", "", _admin_id, required=need_intercom),
-        intercom_api_base=reader.get("INTERCOM_API_BASE", "https://api.intercom.io", _url).rstrip(
-            "/"
-        ),
-        intercom_api_version=reader.get("INTERCOM_API_VERSION", "2.16", _nonempty),
-        intercom_timeout=reader.get("INTERCOM_TIMEOUT", 30.0, _number(0.1, 600)),
+        intercom_api_base=reader.get("INTERCOM_API_BASE", d.INTERCOM_API_BASE, _url).rstrip("/"),
+        intercom_api_version=reader.get("INTERCOM_API_VERSION", d.INTERCOM_API_VERSION, _nonempty),
+        intercom_timeout=reader.get("INTERCOM_TIMEOUT", d.INTERCOM_TIMEOUT, _number(0.1, 600)),
         openai_api_key=reader.get("OPENAI_API_KEY", "", _nonempty, required=need_openai),
         openai_base_url=reader.get("OPENAI_BASE_URL", None, _url),
-        openai_model=reader.get("OPENAI_MODEL", "gpt-4o", _nonempty),
-        openai_timeout=reader.get("OPENAI_TIMEOUT", 60.0, _number(0.1, 3600)),
-        openai_max_retries=reader.get("OPENAI_MAX_RETRIES", 2, _integer(0, 10)),
-        confidence_threshold=reader.get("CONFIDENCE_THRESHOLD", 0.8, _number(0, 1)),
-        poll_interval=reader.get("POLL_INTERVAL", 60.0, _number(1, 86400)),
-        poll_interval_min=reader.get("POLL_INTERVAL_MIN", 15.0, _number(1, 86400)),
-        poll_interval_max=reader.get("POLL_INTERVAL_MAX", 300.0, _number(1, 86400)),
-        health_addr=reader.get("HEALTH_ADDR", "127.0.0.1:8000", _address, allow_empty=True),
-        debounce_seconds=reader.get("DEBOUNCE_SECONDS", 15.0, _number(0, 3600)),
-        concurrency=reader.get("CONCURRENCY", 4, _integer(1, 64)),
-        state_file=reader.get("STATE_FILE", Path("sessions.json"), _path),
-        data_dir=reader.get("DATA_DIR", Path("data"), _path),
-        max_message_age_hours=reader.get("MAX_MESSAGE_AGE_HOURS", 24.0, _number(0.01, 24 * 365)),
-        skip_assigned_to_others=reader.get("SKIP_ASSIGNED_TO_OTHERS", True, _boolean),
-        session_ttl_hours=reader.get("SESSION_TTL_HOURS", 24.0, _number(0.01, 24 * 365)),
-        max_attempts=reader.get("MAX_ATTEMPTS", 5, _integer(1, 100)),
-        escalation_keywords=reader.get(
-            "ESCALATION_KEYWORDS", DEFAULT_ESCALATION_KEYWORDS, _keywords
+        openai_model=reader.get("OPENAI_MODEL", d.OPENAI_MODEL, _nonempty),
+        openai_timeout=reader.get("OPENAI_TIMEOUT", d.OPENAI_TIMEOUT, _number(0.1, 3600)),
+        openai_max_retries=reader.get("OPENAI_MAX_RETRIES", d.OPENAI_MAX_RETRIES, _integer(0, 10)),
+        confidence_threshold=reader.get(
+            "CONFIDENCE_THRESHOLD", d.CONFIDENCE_THRESHOLD, _number(0, 1)
         ),
-        max_ai_replies_per_hour=reader.get("MAX_AI_REPLIES_PER_HOUR", 3, _integer(0, 1000)),
+        poll_interval=reader.get("POLL_INTERVAL", d.POLL_INTERVAL, _number(1, 86400)),
+        poll_interval_min=reader.get("POLL_INTERVAL_MIN", d.POLL_INTERVAL_MIN, _number(1, 86400)),
+        poll_interval_max=reader.get("POLL_INTERVAL_MAX", d.POLL_INTERVAL_MAX, _number(1, 86400)),
+        health_addr=reader.get("HEALTH_ADDR", d.HEALTH_ADDR, _address, allow_empty=True),
+        debounce_seconds=reader.get("DEBOUNCE_SECONDS", d.DEBOUNCE_SECONDS, _number(0, 3600)),
+        concurrency=reader.get("CONCURRENCY", d.CONCURRENCY, _integer(1, 64)),
+        state_file=reader.get("STATE_FILE", Path(d.STATE_FILE), _path),
+        data_dir=reader.get("DATA_DIR", Path(d.DATA_DIR), _path),
+        max_message_age_hours=reader.get(
+            "MAX_MESSAGE_AGE_HOURS", d.MAX_MESSAGE_AGE_HOURS, _number(0.01, 24 * 365)
+        ),
+        skip_assigned_to_others=reader.get(
+            "SKIP_ASSIGNED_TO_OTHERS", d.SKIP_ASSIGNED_TO_OTHERS, _boolean
+        ),
+        session_ttl_hours=reader.get(
+            "SESSION_TTL_HOURS", d.SESSION_TTL_HOURS, _number(0.01, 24 * 365)
+        ),
+        max_attempts=reader.get("MAX_ATTEMPTS", d.MAX_ATTEMPTS, _integer(1, 100)),
+        escalation_keywords=reader.get("ESCALATION_KEYWORDS", d.ESCALATION_KEYWORDS, _keywords),
+        max_ai_replies_per_hour=reader.get(
+            "MAX_AI_REPLIES_PER_HOUR", d.MAX_AI_REPLIES_PER_HOUR, _integer(0, 1000)
+        ),
         handoff_team_id=reader.get("HANDOFF_TEAM_ID", None, _numeric_id),
         handoff_admin_id=reader.get("HANDOFF_ADMIN_ID", None, _numeric_id),
         mem0_api_key=reader.get("MEM0_API_KEY", None, _nonempty),
         mem0_host=reader.get("MEM0_HOST", None, _url),
-        memory_top_k=reader.get("MEMORY_TOP_K", 3, _integer(0, 50)),
-        memory_min_score=reader.get("MEMORY_MIN_SCORE", 0.5, _number(0, 1)),
-        memory_timeout=reader.get("MEMORY_TIMEOUT", 10.0, _number(0.1, 600)),
-        embedding_model=reader.get("EMBEDDING_MODEL", "text-embedding-3-small", _nonempty),
-        embedding_dims=reader.get("EMBEDDING_DIMS", 1536, _integer(1, 65536)),
+        memory_top_k=reader.get("MEMORY_TOP_K", d.MEMORY_TOP_K, _integer(0, 50)),
+        memory_min_score=reader.get("MEMORY_MIN_SCORE", d.MEMORY_MIN_SCORE, _number(0, 1)),
+        memory_timeout=reader.get("MEMORY_TIMEOUT", d.MEMORY_TIMEOUT, _number(0.1, 600)),
+        embedding_model=reader.get("EMBEDDING_MODEL", d.EMBEDDING_MODEL, _nonempty),
+        embedding_dims=reader.get("EMBEDDING_DIMS", d.EMBEDDING_DIMS, _integer(1, 65536)),
         slack_bot_token=reader.get("SLACK_BOT_TOKEN", None, _prefixed("xoxb-")),
         slack_app_token=reader.get("SLACK_APP_TOKEN", None, _prefixed("xapp-")),
         slack_channel_id=reader.get("SLACK_CHANNEL_ID", None, _slack_id),
-        slack_api_url=_with_slash(reader.get("SLACK_API_URL", "https://slack.com/api/", _url)),
+        slack_api_url=_with_slash(reader.get("SLACK_API_URL", d.SLACK_API_URL, _url)),
         slack_approver_ids=reader.get("SLACK_APPROVER_IDS", (), _slack_ids),
-        review_timeout_minutes=reader.get("REVIEW_TIMEOUT_MINUTES", 120.0, _number(1, 7 * 24 * 60)),
+        review_timeout_minutes=reader.get(
+            "REVIEW_TIMEOUT_MINUTES", d.REVIEW_TIMEOUT_MINUTES, _number(1, 7 * 24 * 60)
+        ),
         intercom_workspace_id=reader.get("INTERCOM_WORKSPACE_ID", None, _nonempty),
-        log_level=reader.get("LOG_LEVEL", "INFO", _choice(LOG_LEVELS, upper=True)),
-        log_format=reader.get("LOG_FORMAT", "text", _choice(("text", "json"))),
+        log_level=reader.get("LOG_LEVEL", d.LOG_LEVEL, _choice(LOG_LEVELS, upper=True)),
+        log_format=reader.get("LOG_FORMAT", d.LOG_FORMAT, _choice(("text", "json"))),
     )
     _check_slack_complete(settings)
     return _resolve_intervals(settings, reader)

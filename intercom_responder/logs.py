@@ -8,41 +8,31 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TextIO
 
-REDACTED = "[redacted]"
-_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
-_EXTRA_FIELDS = ("conversation_id", "event", "reason")
+from .core.text import Redactor
+
+_EXTRA_FIELDS = ("conversation_id", "event", "reason", "dependency")
 
 
-class _RedactingMixin:
-    secrets: list[str]
-
-    def redact(self, line: str) -> str:
-        for secret in self.secrets:
-            line = line.replace(secret, REDACTED)
-        return _BEARER.sub(rf"\1{REDACTED}", line)
-
-
-class TextFormatter(_RedactingMixin, logging.Formatter):
+class TextFormatter(logging.Formatter):
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        self.secrets = _usable(secrets)
+        self.redact = Redactor(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
         return self.redact(super().format(record))
 
 
-class JsonFormatter(_RedactingMixin, logging.Formatter):
+class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log shippers."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = _usable(secrets)
+        self.redact = Redactor(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -76,8 +66,3 @@ def setup_logging(
     # Chatty libraries stay at WARNING unless the user asks for DEBUG.
     for noisy in ("urllib3", "httpx", "httpcore", "httpx2", "httpcore2", "openai", "mem0"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
-
-
-def _usable(secrets: Iterable[str]) -> list[str]:
-    # very short values would redact ordinary words; real tokens are long
-    return sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)

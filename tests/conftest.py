@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from intercom_responder.adapters.responder import Responder
-from intercom_responder.cli import App, build_app
+from intercom_responder.bootstrap import App, build_app
 from intercom_responder.config import load_settings
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.openai_server import FakeOpenAI

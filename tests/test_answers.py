@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from intercom_responder.adapters.memory import LocalMemory
-from intercom_responder.cli import App
+from intercom_responder.bootstrap import App
 from tests.conftest import ADMIN_ID, OPENAI_KEY, daemon_env, run_main, waiting_customer
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.mem0_platform import FakeMem0Platform
@@ -74,7 +74,7 @@ def test_the_right_catalogue_answer_ends_up_in_the_prompt_and_the_reply(
     [reply] = intercom.parts(cid, author_id=ADMIN_ID, part_type="comment")
     assert "Reset password" in reply["body"]
     record = app.store.get(cid)
-    assert record is not None and record.memory_ids == [outcome.memory_hits[0].id]
+    assert record is not None and record.memory_ids == (outcome.memory_hits[0].id,)
 
 
 def test_a_mem0_outage_still_produces_a_decision(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from intercom_responder.bootstrap import open_answer_memory
 from intercom_responder.check import run_checks
-from intercom_responder.cli import open_answer_memory
 from intercom_responder.config import load_settings
 from tests.conftest import OPENAI_KEY, TOKEN, daemon_env, run_main
 from tests.fakes.intercom import FakeIntercom

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from intercom_responder.cli import EXIT_CONFIG, EXIT_STATE
 from intercom_responder.config import load_settings
+from intercom_responder.errors import ExitCode
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"
@@ -292,7 +292,7 @@ def test_it_restarts_after_a_crash_but_not_after_a_config_or_state_error() -> No
     assert service("Restart") == "on-failure"
     assert seconds(service("RestartSec")) >= 1
     prevented = {int(code) for code in service("RestartPreventExitStatus").split()}
-    assert {EXIT_CONFIG, EXIT_STATE} <= prevented
+    assert {ExitCode.CONFIG, ExitCode.STATE} <= prevented
     assert 0 not in prevented and 1 not in prevented
 
 

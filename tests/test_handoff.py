@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from intercom_responder.adapters.store import HANDED_OFF
-from intercom_responder.cli import App
+from intercom_responder.bootstrap import App
 from intercom_responder.core.conversation import NOTE_MARKER
+from intercom_responder.core.records import State
 from tests.conftest import ADMIN_ID, TEAMMATE_ID, waiting_customer
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.openai_server import FakeOpenAI
@@ -40,7 +40,7 @@ def test_an_escalation_keyword_hands_off_with_the_draft_and_assigns(
     assert conversation["team_assignee_id"] == int(TEAM_ID)
     assert conversation["admin_assignee_id"] == int(TEAMMATE_ID)
     record = app.store.get(cid)
-    assert record is not None and record.state == HANDED_OFF
+    assert record is not None and record.state == State.HANDED_OFF
 
 
 def test_a_handed_off_conversation_is_left_alone_until_a_teammate_answered(
@@ -80,7 +80,7 @@ def test_no_more_than_max_ai_replies_per_hour_in_one_conversation(
     assert "already sent 2 AI replies" in note["body"]
     assert len(model.chat_requests) == 2  # no model call for the third message
     record = app.store.get(cid)
-    assert record is not None and record.state == HANDED_OFF
+    assert record is not None and record.state == State.HANDED_OFF
 
 
 def test_a_model_that_says_it_needs_a_human_hands_off(

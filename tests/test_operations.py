@@ -15,9 +15,11 @@ from intercom_responder.adapters.breaker import (
     CircuitBreaker,
     CircuitOpenError,
 )
-from intercom_responder.adapters.store import FAILED, WAITING, StateStore, request_retry
-from intercom_responder.cli import App
-from intercom_responder.flow.pipeline import Outcome
+from intercom_responder.adapters.store import StateStore
+from intercom_responder.bootstrap import App
+from intercom_responder.core.records import State
+from intercom_responder.flow.dead_letters import request_retry
+from intercom_responder.flow.outcome import Outcome
 from intercom_responder.flow.poller import CycleResult
 from tests.conftest import ADMIN_ID, daemon_env, run_main, waiting_customer
 from tests.fakes.intercom import FakeIntercom
@@ -141,7 +143,7 @@ def test_no_message_is_lost_or_dead_lettered_while_the_model_breaker_is_open(
 
     assert sorted(o.status for o in outcomes) == ["failed"] * 5 + ["postponed"] * 2
     records = [app.store.get(cid) for cid in cids]
-    assert all(r is not None and r.state == WAITING for r in records)
+    assert all(r is not None and r.state == State.WAITING for r in records)
     assert sum(1 for r in records if r and r.attempts == 1) == 5  # failed against the model
     assert sum(1 for r in records if r and r.attempts == 0) == 2  # postponed: breaker open
     assert app.metrics is not None
@@ -160,11 +162,11 @@ def test_a_message_failing_five_times_becomes_a_dead_letter_and_dlq_retry_brings
         record = app.store.get(cid)
         assert record is not None
         if attempt < 4:
-            assert record.state == WAITING and record.attempts == attempt + 1
+            assert record.state == State.WAITING and record.attempts == attempt + 1
             assert record.due_at is not None
             app.store.put(type(record)(**{**record.__dict__, "due_at": 0.0}))
     record = app.store.get(cid)
-    assert record is not None and record.state == FAILED and record.attempts == 5
+    assert record is not None and record.state == State.FAILED and record.attempts == 5
     [note] = intercom.parts(cid, author_id=ADMIN_ID, part_type="note")
     assert "Could not answer this conversation automatically after 5 attempts" in note["body"]
     app.poller.poll_once()  # a dead letter is not retried by itself
@@ -191,7 +193,7 @@ def test_dlq_retry_while_the_daemon_runs_leaves_a_request_it_picks_up(
     app = make_app(MAX_ATTEMPTS="1", MEMORY_TOP_K="0")
     app.poller.poll_once()
     record = app.store.get(cid)
-    assert record is not None and record.state == FAILED
+    assert record is not None and record.state == State.FAILED
 
     code, out, _ = run_main(["dlq", "retry"], daemon_env(intercom, model, tmp_path))
     assert code == 0 and "the running daemon will retry all dead letters" in out

@@ -11,18 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from intercom_responder.adapters.responder import DraftRequest
-from intercom_responder.adapters.store import (
-    AWAITING_USER_REPLY,
-    FAILED,
-    HANDED_OFF,
-    SENDING,
-    WAITING,
-    ConversationRecord,
-)
-from intercom_responder.cli import App
+from intercom_responder.bootstrap import App
 from intercom_responder.core.conversation import NOTE_MARKER
 from intercom_responder.core.draft import Draft
 from intercom_responder.core.markup import text_to_html
+from intercom_responder.core.records import ConversationRecord, PostKind, State
 from tests.conftest import ADMIN_ID, TEAMMATE_ID, waiting_customer
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.openai_server import FakeOpenAI
@@ -52,7 +45,7 @@ def test_a_confident_draft_is_sent_once_and_marked_read(
     assert reply["body"] == text_to_html("You can reset it under Settings > Security.")
     assert intercom.conversation(cid)["read"] is True
     record = app.store.get(cid)
-    assert record is not None and record.state == AWAITING_USER_REPLY
+    assert record is not None and record.state == State.AWAITING_USER_REPLY
     assert record.reply_part_id == str(reply["id"])
     # the same message is never answered twice, and an idle poll costs one call
     calls_before = len(intercom.requests)
@@ -78,7 +71,7 @@ def test_a_draft_below_the_threshold_becomes_an_internal_note(
     assert "0.42" in note["body"] and "not in the docs" in note["body"]
     assert "Perhaps try turning it off and on?" in note["body"]
     record = app.store.get(cid)
-    assert record is not None and record.state == HANDED_OFF
+    assert record is not None and record.state == State.HANDED_OFF
     # left to the team: the customer writing again does not bring the AI back
     intercom.customer_writes(cid, "<p>hello??</p>", created_at=int(time.time() - 30))
     app.poller.poll_once()
@@ -119,7 +112,7 @@ def test_a_young_message_waits_for_the_debounce_and_is_then_answered_without_new
     assert intercom.calls("GET") == []
     assert our_comments(intercom, cid) == [] and model.chat_requests == []
     record = app.store.get(cid)
-    assert record is not None and record.state == WAITING
+    assert record is not None and record.state == State.WAITING
 
     time.sleep(2.2)
     second = app.poller.poll_once()
@@ -217,7 +210,7 @@ def test_a_reply_that_times_out_after_intercom_applied_it_is_not_sent_again(
     assert outcome.status == "replied"
     assert len(our_comments(intercom, cid)) == 1
     record = app.store.get(cid)
-    assert record is not None and record.state == AWAITING_USER_REPLY
+    assert record is not None and record.state == State.AWAITING_USER_REPLY
 
 
 def test_a_reply_answered_with_5xx_after_it_was_applied_is_not_sent_again(
@@ -316,7 +309,7 @@ def test_one_failing_conversation_does_not_stop_the_others(
     assert not result.ok  # the cycle reports the failure (exit code 1 with --once)
     assert len(our_comments(intercom, fine)) == 1
     record = app.store.get(broken)
-    assert record is not None and record.state == WAITING and record.attempts == 1
+    assert record is not None and record.state == State.WAITING and record.attempts == 1
     assert record.last_error is not None and f"/conversations/{broken}" in record.last_error
     assert record.due_at is not None and record.due_at > time.time()
 
@@ -330,12 +323,12 @@ def test_a_message_that_keeps_failing_is_given_up_with_a_note(
 
     app.poller.poll_once()
     record = app.store.get(cid)
-    assert record is not None and record.state == WAITING
+    assert record is not None and record.state == State.WAITING
     app.store.put(ConversationRecord(**{**record.__dict__, "due_at": 0.0}))  # due now
     app.poller.poll_once()
 
     record = app.store.get(cid)
-    assert record is not None and record.state == FAILED and record.attempts == 2
+    assert record is not None and record.state == State.FAILED and record.attempts == 2
     [note] = our_notes(intercom, cid)
     assert "Could not answer this conversation automatically" in note["body"]
     assert our_comments(intercom, cid) == []
@@ -355,7 +348,11 @@ def crashed_while_sending(intercom: FakeIntercom, make_app: MakeApp) -> tuple[st
     cid = waiting_customer(intercom)
     customer_part = str(intercom.conversation(cid)["source"]["id"])
     app = make_app()
-    app.store.put(ConversationRecord(cid, SENDING, customer_part_id=customer_part, action="reply"))
+    app.store.put(
+        ConversationRecord(
+            cid, State.SENDING, customer_part_id=customer_part, action=PostKind.REPLY
+        )
+    )
     return cid, app
 
 
@@ -371,7 +368,7 @@ def test_after_a_crash_while_sending_our_own_reply_is_found_not_sent_again(
     assert outcome.status == "recovered"
     assert len(our_comments(intercom, cid)) == 1 and model.chat_requests == []
     record = app.store.get(cid)
-    assert record is not None and record.state == AWAITING_USER_REPLY
+    assert record is not None and record.state == State.AWAITING_USER_REPLY
 
 
 def test_after_a_crash_before_sending_the_message_is_answered(
@@ -514,7 +511,7 @@ def test_an_unknown_admin_id_is_a_failure_with_intercoms_reason_not_a_vanished_c
 
     assert outcome.status == "failed"
     record = app.store.get(cid)
-    assert record is not None and record.state == WAITING and record.attempts == 1
+    assert record is not None and record.state == State.WAITING and record.attempts == 1
     assert record.last_error is not None and "admin_not_found" in record.last_error
 
 

@@ -12,7 +12,8 @@ import time
 import pytest
 
 from intercom_responder.adapters.memory import AnswerMemoryError, MemoryEntry, MemoryHit
-from intercom_responder.adapters.recall import REOPEN_AFTER_SECONDS, Recall
+from intercom_responder.adapters.recall import Recall
+from intercom_responder.defaults import MEMORY_REOPEN_SECONDS
 
 
 class ListCatalogue:
@@ -64,12 +65,13 @@ class ListCatalogue:
 
 def test_search_and_remember_go_through_to_the_backend() -> None:
     catalogue = ListCatalogue()
-    recall = Recall(lambda: catalogue)
+    opened: list[ListCatalogue] = []
+    recall = Recall(lambda: opened.append(catalogue) or catalogue)
     assert recall.remember("reset password", "Settings", source="approved") is True
     assert recall.remember("reset password", "Settings", source="approved") is False
     [hit] = recall.search("how to reset password", limit=3, min_score=0.1)
     assert hit.answer == "Settings" and recall.failures == 0
-    assert recall.backend == "list"
+    assert opened == [catalogue]  # opened on first use, once
     recall.close()
     assert catalogue.closed
 
@@ -104,10 +106,10 @@ def test_opening_is_retried_at_most_once_a_minute() -> None:
 
     recall = Recall(opener, clock=lambda: now[0])
     assert recall.search("q", limit=1, min_score=0) == []
-    now[0] += REOPEN_AFTER_SECONDS / 2
+    now[0] += MEMORY_REOPEN_SECONDS / 2
     assert recall.search("q", limit=1, min_score=0) == []
     assert len(attempts) == 1  # not hammering a backend that just failed to open
-    now[0] += REOPEN_AFTER_SECONDS
+    now[0] += MEMORY_REOPEN_SECONDS
     catalogue.pairs.append(("q", "a"))
     assert [h.answer for h in recall.search("q", limit=1, min_score=0)] == ["a"]
     assert len(attempts) == 2 and recall.failures == 2

@@ -5,18 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from intercom_responder.adapters.store import (
-    AWAITING_USER_REPLY,
-    HANDED_OFF,
-    IN_REVIEW,
-    WAITING,
-    ConversationRecord,
-)
-from intercom_responder.cli import App
+from intercom_responder.bootstrap import App
+from intercom_responder.core.records import ConversationRecord, State
 from tests.conftest import ADMIN_ID, TEAMMATE_ID, waiting_customer
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.openai_server import FakeOpenAI
@@ -90,8 +85,8 @@ def posted_review(
     [outcome] = app.poller.poll_once().outcomes
     assert outcome.status == "in review"
     record = app.store.get(cid)
-    assert record is not None and record.state == IN_REVIEW and record.review is not None
-    return cid, str(record.review["ts"])
+    assert record is not None and record.state == State.IN_REVIEW and record.review is not None
+    return cid, str(record.review.ts)
 
 
 def last_update(slack: FakeSlack, ts: str) -> str:
@@ -133,7 +128,7 @@ def test_approve_sends_the_draft_updates_slack_and_teaches_the_memory(
     outcome = eventually(lambda: "Approved" in last_update(slack, ts) and last_update(slack, ts))
     assert f"<@{REVIEWER}>" in outcome and '"actions"' not in outcome
     record = app.store.get(cid)
-    assert record is not None and record.state == AWAITING_USER_REPLY
+    assert record is not None and record.state == State.AWAITING_USER_REPLY
     assert app.recall is not None
     entries = eventually(lambda: app.recall.entries())  # type: ignore[union-attr]
     assert [(e.answer, e.source, e.conversation_id) for e in entries] == [(DRAFT, "approved", cid)]
@@ -192,7 +187,7 @@ def test_reject_sends_nothing_and_hands_off_with_an_assignment(
         lambda: "Rejected" in last_update(slack, ts) and last_update(slack, ts)
     )
     record = app.store.get(cid)
-    assert record is not None and record.state == HANDED_OFF
+    assert record is not None and record.state == State.HANDED_OFF
 
 
 def test_a_customer_who_wrote_again_makes_the_review_stale_and_gets_a_new_draft(
@@ -212,11 +207,11 @@ def test_a_customer_who_wrote_again_makes_the_review_stale_and_gets_a_new_draft(
     [ephemeral] = eventually(lambda: slack.ephemerals)
     assert ephemeral.user == REVIEWER and "Nothing was sent" in ephemeral.text
     record = app.store.get(cid)
-    assert record is not None and record.state == WAITING
+    assert record is not None and record.state == State.WAITING
     app.poller.poll_once()  # the newer message goes through the pipeline again
     assert len(slack.messages) == 2
     record = app.store.get(cid)
-    assert record is not None and record.state == IN_REVIEW
+    assert record is not None and record.state == State.IN_REVIEW
 
 
 def test_a_teammate_who_answered_makes_the_review_stale(
@@ -240,7 +235,7 @@ def test_an_undecided_review_expires_and_is_handed_off(
     record = app.store.get(cid)
     assert record is not None and record.review is not None
     app.store.put(
-        ConversationRecord(**{**record.__dict__, "review": {**record.review, "expires_at": 0}})
+        ConversationRecord(**{**record.__dict__, "review": replace(record.review, expires_at=0)})
     )
 
     app.poller.poll_once()
@@ -277,7 +272,7 @@ def test_outsiders_are_acknowledged_and_told_privately_on_click_and_on_submit(
     eventually(lambda: len(slack.ephemerals) == 4)
     assert replies(intercom, cid) == [] and notes(intercom, cid) == []
     record = app.store.get(cid)
-    assert record is not None and record.state == IN_REVIEW
+    assert record is not None and record.state == State.IN_REVIEW
 
 
 def test_a_double_click_or_two_reviewers_at_once_send_once(
@@ -341,7 +336,7 @@ def test_a_click_after_a_daemon_restart_still_works(
     slack.send_block_action(REVIEWER, "approve", message_ts=ts)
 
     eventually(lambda: replies(intercom, cid))
-    eventually(lambda: getattr(second.store.get(cid), "state", None) == AWAITING_USER_REPLY)
+    eventually(lambda: getattr(second.store.get(cid), "state", None) == State.AWAITING_USER_REPLY)
     assert len(replies(intercom, cid)) == 1
     assert second.recall is not None
     eventually(lambda: second.recall.entries())  # type: ignore[union-attr]

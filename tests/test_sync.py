@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from intercom_responder.adapters.memory import LocalMemory
-from intercom_responder.adapters.store import SyncProgress
-from intercom_responder.flow.sync import HistorySync
+from intercom_responder.flow.sync import HistorySync, SyncProgress
 from tests.conftest import ADMIN_ID, OPENAI_KEY, REPO, TEAMMATE_ID, daemon_env, run_main
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.openai_server import FakeOpenAI
@@ -224,7 +223,7 @@ def test_a_terminal_gets_a_progress_bar(intercom: FakeIntercom, tmp_path: Path) 
 
 
 def test_a_second_sync_at_the_same_time_is_refused(tmp_path: Path) -> None:
-    from intercom_responder.adapters.store import StateLockedError
+    from intercom_responder.adapters.files import StateLockedError
 
     with SyncProgress(tmp_path / "sessions.json"), pytest.raises(StateLockedError) as caught:
         SyncProgress(tmp_path / "sessions.json")

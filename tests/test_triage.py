@@ -101,7 +101,8 @@ def summary(**fields: object) -> dict[str, object]:
 
 def test_summaries_that_need_no_fetch() -> None:
     def skip(fields: dict[str, object], seen: int | None = None, seen_at: float | None = None):  # type: ignore[no-untyped-def]
-        return skip_from_summary(fields, seen, seen_at, RULES, NOW)
+        found = skip_from_summary(fields, seen, seen_at, RULES, NOW)
+        return found.reason if found is not None else None
 
     assert skip(summary()) is None
     assert skip(summary(waiting_since=None)) == "no customer is waiting"

@@ -12,35 +12,46 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from enum import StrEnum
+
+from ..defaults import BREAKER_FAILURES, BREAKER_RESET_SECONDS
+from ..errors import Dependency, IntercomResponderError
 
 log = logging.getLogger(__name__)
 
-CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half-open"
 
 
-class CircuitOpenError(Exception):
-    """A dependency is switched off for a while; `retry_at` says until when (monotonic)."""
+CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 
-    def __init__(self, name: str, retry_in: float, retry_at: float) -> None:
+
+class CircuitOpenError(IntercomResponderError):
+    """A dependency is switched off for a while; `retry_in` says for how many seconds."""
+
+    def __init__(self, dependency: Dependency, retry_in: float) -> None:
         super().__init__(
-            f"{name} is failing: its circuit breaker is open, next try in {retry_in:.0f} s"
+            f"{dependency} is failing: its circuit breaker is open, next try in {retry_in:.0f} s"
         )
-        self.name = name
+        self.dependency = dependency
         self.retry_in = retry_in
-        self.retry_at = retry_at
 
 
 class CircuitBreaker:
     def __init__(
         self,
-        name: str,
+        dependency: Dependency | str,
         *,
-        failure_threshold: int = 5,
-        reset_after: float = 60.0,
+        failure_threshold: int = BREAKER_FAILURES,
+        reset_after: float = BREAKER_RESET_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[str, str], None] | None = None,
     ) -> None:
-        self.name = name
+        self.dependency = Dependency(dependency)
+        self.name = self.dependency.value
         self._threshold = failure_threshold
         self._reset_after = reset_after
         self._clock = clock
@@ -51,7 +62,7 @@ class CircuitBreaker:
         self._opened_at = 0.0
 
     @property
-    def state(self) -> str:
+    def state(self) -> BreakerState:
         with self._lock:
             return self._current()
 
@@ -60,7 +71,7 @@ class CircuitBreaker:
         with self._lock:
             if self._current() == OPEN:
                 retry_at = self._opened_at + self._reset_after
-                raise CircuitOpenError(self.name, retry_at - self._clock(), retry_at)
+                raise CircuitOpenError(self.dependency, retry_at - self._clock())
 
     def allows(self) -> bool:
         try:
@@ -82,18 +93,12 @@ class CircuitBreaker:
                 self._opened_at = self._clock()
                 self._set(OPEN)
 
-    def seconds_until_retry(self) -> float:
-        with self._lock:
-            if self._current() != OPEN:
-                return 0.0
-            return max(self._opened_at + self._reset_after - self._clock(), 0.0)
-
-    def _current(self) -> str:
+    def _current(self) -> BreakerState:
         if self._state == OPEN and self._clock() >= self._opened_at + self._reset_after:
             self._set(HALF_OPEN)  # let the next call find out whether it is back
         return self._state
 
-    def _set(self, state: str) -> None:
+    def _set(self, state: BreakerState) -> None:
         if state == self._state:
             return
         self._state = state

@@ -22,18 +22,27 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from .. import __version__
+from ..core.text import describe, one_line
+from ..defaults import (
+    CONNECT_TIMEOUT,
+    HTTP_ATTEMPTS,
+    INTERCOM_API_BASE,
+    INTERCOM_API_VERSION,
+    INTERCOM_TIMEOUT,
+    MAX_RATE_LIMIT_WAIT,
+    RATE_LIMIT_RESERVE,
+    SEARCH_PAGE_SIZE,
+)
+from ..errors import Dependency, IntercomResponderError
 from .breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
-SEARCH_PAGE_SIZE = 150
-CONNECT_TIMEOUT = 5.0
-MAX_ATTEMPTS = 6
-MAX_RATE_LIMIT_WAIT = 60.0
 
-
-class IntercomError(Exception):
+class IntercomError(IntercomResponderError):
     """An Intercom call failed; carries what a person needs to act on it."""
+
+    dependency = Dependency.INTERCOM
 
     def __init__(
         self,
@@ -93,7 +102,7 @@ class RateLimiter:
     def __init__(
         self,
         *,
-        reserve_fraction: float = 0.05,
+        reserve_fraction: float = RATE_LIMIT_RESERVE,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         on_wait: Callable[[float], None] | None = None,
@@ -105,7 +114,6 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self.waits = 0
-        self.waited_seconds = 0.0
 
     def before_request(self) -> None:
         with self._lock:
@@ -122,7 +130,6 @@ class RateLimiter:
         if wait > 0:
             log.info("Intercom rate limit nearly used up; waiting %.1f s", wait)
             self.waits += 1
-            self.waited_seconds += wait
             if self._on_wait is not None:
                 self._on_wait(wait)
             self._sleep(wait)
@@ -144,7 +151,6 @@ class RateLimiter:
         with self._lock:
             self._window = _RateWindow()
             self.waits += 1
-            self.waited_seconds += wait
         if self._on_wait is not None:
             self._on_wait(wait)
         return wait
@@ -155,13 +161,13 @@ class IntercomClient:
         self,
         *,
         token: str,
-        base_url: str = "https://api.intercom.io",
-        version: str = "2.16",
-        timeout: float = 30.0,
+        base_url: str = INTERCOM_API_BASE,
+        version: str = INTERCOM_API_VERSION,
+        timeout: float = INTERCOM_TIMEOUT,
         session: requests.Session | None = None,
         rate_limiter: RateLimiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        max_attempts: int = MAX_ATTEMPTS,
+        max_attempts: int = HTTP_ATTEMPTS,
         breaker: CircuitBreaker | None = None,
         on_call: Callable[[], None] | None = None,
         on_rate_limit_wait: Callable[[float], None] | None = None,
@@ -324,7 +330,7 @@ class IntercomClient:
             response = self._session.request(method, url, json=json, timeout=self._timeout)
         except requests.RequestException as exc:
             error_cls = IntercomError if idempotent or _never_sent(exc) else AmbiguousWriteError
-            error = error_cls(method, path, detail=f"{type(exc).__name__}: {_short(exc)}")
+            error = error_cls(method, path, detail=describe(exc))
             if idempotent or _never_sent(exc):
                 log.warning("%s; will retry", error)
                 raise _RetryableError(error) from exc
@@ -391,7 +397,7 @@ def _errors(response: requests.Response) -> list[tuple[str, str]]:
         data = response.json()
     except ValueError:
         text = response.text.strip()
-        return [("http_error", _short(text))] if text else []
+        return [("http_error", one_line(text, 300))] if text else []
     errors = data.get("errors") if isinstance(data, dict) else None
     if not isinstance(errors, list):
         return []
@@ -408,8 +414,3 @@ def _header_int(response: requests.Response, name: str) -> int | None:
         return int(float(value)) if value is not None else None
     except ValueError:
         return None
-
-
-def _short(value: object, limit: int = 300) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[:limit] + "..."

@@ -15,7 +15,6 @@ is set so that mem0 neither phones home nor prints notices (`_prepare_environmen
 
 from __future__ import annotations
 
-import builtins
 import functools
 import hashlib
 import importlib
@@ -36,9 +35,20 @@ __all__ = [
     "LocalMemory",
     "MemoryEntry",
     "MemoryHit",
+    "MemoryInUseError",
     "PlatformMemory",
     "open_memory",
 ]
+
+from ..core.text import Redactor, describe
+from ..defaults import (
+    EMBEDDING_DIMS,
+    EMBEDDING_MODEL,
+    EMBEDDING_RETRIES,
+    MEMORY_TIMEOUT,
+    OPENAI_MODEL,
+)
+from ..errors import Dependency, IntercomResponderError
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +59,6 @@ CATALOGUE_USER_ID = "intercom-responder"
 
 #: Qdrant collection of the local catalogue.
 COLLECTION_NAME = "verified_answers"
-
-#: Local embedding calls get one retry; see `LocalMemory` for how `timeout` is split.
-EMBEDDING_RETRIES = 1
 
 #: Page size when listing the platform catalogue.
 PLATFORM_PAGE_SIZE = 100
@@ -65,8 +72,14 @@ _RESERVED_METADATA = frozenset(
 _QDRANT_LOCKED = "already accessed by another instance"
 
 
-class AnswerMemoryError(Exception):
+class AnswerMemoryError(IntercomResponderError):
     """A memory backend failed; the message names the backend and the step, never a key."""
+
+    dependency = Dependency.MEM0
+
+
+class MemoryInUseError(AnswerMemoryError):
+    """Embedded Qdrant is held by another process (the daemon, or `sync`)."""
 
 
 @dataclass(frozen=True)
@@ -134,10 +147,10 @@ class LocalMemory:
         data_dir: Path,
         openai_api_key: str,
         openai_base_url: str | None,
-        embedding_model: str = "text-embedding-3-small",
-        embedding_dims: int = 1536,
-        llm_model: str = "gpt-4o",
-        timeout: float = 10.0,
+        embedding_model: str = EMBEDDING_MODEL,
+        embedding_dims: int = EMBEDDING_DIMS,
+        llm_model: str = OPENAI_MODEL,
+        timeout: float = MEMORY_TIMEOUT,
     ) -> None:
         self._secrets = [openai_api_key]
         self._lock = threading.Lock()
@@ -180,7 +193,7 @@ class LocalMemory:
             memory: Any = mem0.Memory.from_config(config)
         except RuntimeError as exc:
             if _QDRANT_LOCKED in str(exc):
-                raise AnswerMemoryError(
+                raise MemoryInUseError(
                     f"{self._where} is in use by another process: embedded Qdrant allows "
                     "one process per directory, so the daemon and `sync` cannot share it "
                     "at the same time; stop the other one (or use the Mem0 platform)"
@@ -345,7 +358,9 @@ class PlatformMemory:
 
     backend: str = "platform"
 
-    def __init__(self, *, api_key: str, host: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self, *, api_key: str, host: str | None = None, timeout: float = MEMORY_TIMEOUT
+    ) -> None:
         self._secrets = [api_key]
         self._where = f"Mem0 platform at {host or 'the default host'}"
         self._lock = threading.Lock()  # check-then-add must not interleave
@@ -673,22 +688,5 @@ def _entries(items: list[dict[str, Any]], where: str) -> list[MemoryEntry]:
 
 
 def _describe(exc: BaseException, secrets: list[str]) -> str:
-    """`Type: message (Cause: first line)`, short, with secrets masked (errors may echo input).
-
-    Mem0's own base exception is called `MemoryError`, which reads like Python running
-    out of memory, so a name that shadows a builtin is shown with its module.
-    """
-    kind = type(exc)
-    name = kind.__name__
-    if kind.__module__ != "builtins" and hasattr(builtins, name):
-        name = f"{kind.__module__}.{name}"
-    text = f"{name}: {' '.join(str(exc).split())}"
-    cause = exc.__cause__ or exc.__context__
-    if cause is not None:
-        lines = str(cause).strip().splitlines()
-        first = lines[0].strip() if lines else ""
-        if first and first not in text:
-            text += f" ({type(cause).__name__}: {first})"
-    for secret in sorted((s for s in secrets if s and len(s) >= 6), key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-    return text if len(text) <= 400 else text[:400] + "..."
+    """Errors may echo their input, keys included: masked, with the cause's first line."""
+    return Redactor(secrets)(describe(exc, 400, with_cause=True))

@@ -46,6 +46,11 @@ class Metrics:
         self.rate_limit_waits = Counter(
             f"{prefix}_intercom_rate_limit_waits", "Waits for Intercom's rate limit", registry=r
         )
+        self.rate_limit_wait_seconds = Counter(
+            f"{prefix}_intercom_rate_limit_wait_seconds",
+            "Seconds spent waiting for Intercom's rate limit (summed over the workers)",
+            registry=r,
+        )
         self.llm_latency = Histogram(
             f"{prefix}_llm_latency_seconds",
             "Time of one draft from the model",
@@ -66,6 +71,10 @@ class Metrics:
         self.poll_interval = Gauge(
             f"{prefix}_poll_interval_seconds", "Current (adaptive) poll interval", registry=r
         )
+
+    def rate_limit_waited(self, seconds: float) -> None:
+        self.rate_limit_waits.inc()
+        self.rate_limit_wait_seconds.inc(seconds)
 
     def breaker_changed(self, name: str, state: str) -> None:
         self.breaker_open.labels(dependency=name).set(1 if state == "open" else 0)

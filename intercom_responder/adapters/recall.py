@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, TypeVar
 
+from ..defaults import MEMORY_REOPEN_SECONDS, MEMORY_TIMEOUT
 from .breaker import CircuitBreaker
 
 if TYPE_CHECKING:
@@ -24,15 +25,13 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-REOPEN_AFTER_SECONDS = 60.0
-
 
 class Recall:
     def __init__(
         self,
         opener: Callable[[], AnswerMemory],
         *,
-        timeout: float = 10.0,
+        timeout: float = MEMORY_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
         breaker: CircuitBreaker | None = None,
         on_failure: Callable[[], None] | None = None,
@@ -48,10 +47,6 @@ class Recall:
         # pile up threads. Callers wait at most `timeout` for their turn and answer.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memory")
         self.failures = 0
-
-    @property
-    def backend(self) -> str:
-        return self._memory.backend if self._memory is not None else "not open"
 
     def search(self, question: str, *, limit: int, min_score: float) -> list[MemoryHit]:
         """Verified answers for `question`; empty (with a warning) when memory fails."""
@@ -115,7 +110,7 @@ class Recall:
         if self._memory is not None:
             return self._memory
         now = self._clock()
-        if self._open_failed_at is not None and now - self._open_failed_at < REOPEN_AFTER_SECONDS:
+        if self._open_failed_at is not None and now - self._open_failed_at < MEMORY_REOPEN_SECONDS:
             raise RuntimeError("the answer memory could not be opened recently")
         try:
             self._memory = self._opener()

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..core.conversation import Message
 from ..core.draft import Draft, parse_model_reply
 from ..core.prompts import DRAFT_SCHEMA, SYSTEM_PROMPT, KnownAnswer, build_user_prompt
+from ..core.text import describe, one_line
+from ..defaults import OPENAI_MAX_RETRIES, OPENAI_TIMEOUT
+from ..errors import Dependency, IntercomResponderError
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -40,8 +43,10 @@ class Responder(Protocol):
     def draft(self, request: DraftRequest) -> Draft: ...
 
 
-class ResponderError(Exception):
+class ResponderError(IntercomResponderError):
     """The model could not be asked (network, auth, server error): try again later."""
+
+    dependency = Dependency.LLM
 
 
 class OpenAIResponder:
@@ -51,8 +56,8 @@ class OpenAIResponder:
         api_key: str,
         model: str,
         base_url: str | None = None,
-        timeout: float = 60.0,
-        max_retries: int = 2,
+        timeout: float = OPENAI_TIMEOUT,
+        max_retries: int = OPENAI_MAX_RETRIES,
     ) -> None:
         from openai import OpenAI  # heavy: imported only when a draft is needed
 
@@ -96,7 +101,7 @@ class OpenAIResponder:
                 log.info(
                     "model server refused response_format %s (%s); trying %s",
                     mode,
-                    _short(exc),
+                    one_line(exc, 300),
                     RESPONSE_FORMATS[index],
                 )
                 with self._format_lock:
@@ -110,7 +115,7 @@ class OpenAIResponder:
         message = choices[0].message
         refusal = getattr(message, "refusal", None)
         if refusal:
-            return Draft.unusable(f"the model refused: {_short(refusal)}", model=self._model)
+            return Draft.unusable(f"the model refused: {one_line(refusal, 300)}", model=self._model)
         draft = parse_model_reply(message.content, model=self._model)
         return Draft(
             answer=draft.answer,
@@ -125,7 +130,7 @@ class OpenAIResponder:
     def _describe(self, request: DraftRequest, exc: Exception) -> str:
         return (
             f"conversation {request.conversation_id}: model {self._model} at {self._where} "
-            f"failed: {type(exc).__name__}: {_short(exc)}"
+            f"failed: {describe(exc)}"
         )
 
 
@@ -140,8 +145,3 @@ def _format_arguments(mode: str) -> dict[str, Any]:
     if mode == "json_object":
         return {"response_format": {"type": "json_object"}}
     return {}
-
-
-def _short(value: object, limit: int = 300) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[:limit] + "..."

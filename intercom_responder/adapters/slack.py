@@ -1,15 +1,18 @@
-"""Slack review through Bolt in Socket Mode: no public endpoint, same process as the poller.
+"""Slack review: the Web API for review messages, Bolt in Socket Mode for the clicks.
+
+Two halves, so that neither needs the other: `SlackWeb` posts and updates review
+messages from the poller's threads with the synchronous Web API client; `SlackSocket`
+receives clicks and modal submits (no public endpoint, same process as the poller) and
+hands each one to the `ReviewHooks` it was built with.
 
 Bolt runs on its own asyncio loop in a background thread with the aiohttp Socket Mode
 handler (it reconnects in milliseconds; the built-in one goes deaf for seconds after a
 reconnect). Every click is acknowledged first, within Slack's 3 seconds; the decision
-itself runs in a worker thread through `ReviewHooks`, which the wiring connects to the
-pipeline. Posting and updating review messages from the poller's threads uses the
-synchronous Web API client.
+itself runs in a worker thread.
 
 If Slack is down or a token is wrong at start, one line is logged, the daemon runs on,
-and reviews fall back to internal notes (`available` is false) while this keeps trying
-to connect in the background.
+and reviews fall back to internal notes (`connected` is clear) while the socket keeps
+trying to connect in the background.
 """
 
 from __future__ import annotations
@@ -35,18 +38,19 @@ from ..core.slack_blocks import (
     parse_modal_metadata,
     review_blocks,
 )
+from ..core.text import describe
+from ..defaults import SLACK_API_URL, SLACK_PING_SECONDS, SLACK_RECONNECT_SECONDS, SLACK_TIMEOUT
+from ..errors import Dependency, IntercomResponderError
 
 log = logging.getLogger(__name__)
 
-RECONNECT_EVERY_SECONDS = 30.0
-#: The aiohttp Socket Mode client notices a dropped network only at its next ping;
-#: Slack's default of 10 s would leave clicks unanswered that long.
-PING_INTERVAL_SECONDS = 2.0
 NOT_ALLOWED = "You are not allowed to act on AI reviews here. Ask a teammate who is."
 
 
-class ReviewError(Exception):
+class ReviewError(IntercomResponderError):
     """Slack refused or could not be reached; the caller falls back to a note."""
+
+    dependency = Dependency.SLACK
 
 
 @dataclass(frozen=True)
@@ -72,120 +76,21 @@ class ReviewRef:
     ts: str
 
 
-class SlackReview:
+class SlackWeb:
+    """Review messages through the Web API: post one, show its outcome."""
+
     def __init__(
         self,
         *,
         bot_token: str,
-        app_token: str,
         channel_id: str,
-        api_url: str = "https://slack.com/api/",
-        approver_ids: Sequence[str] = (),
-        hooks: ReviewHooks | None = None,
-        timeout: float = 10.0,
+        api_url: str = SLACK_API_URL,
+        timeout: float = SLACK_TIMEOUT,
     ) -> None:
         from slack_sdk import WebClient
 
-        self._bot_token = bot_token
-        self._app_token = app_token
         self.channel_id = channel_id
-        self._api_url = api_url
-        self._approvers = frozenset(approver_ids)
-        self.hooks = hooks  # set by the wiring once the review desk exists
         self._web = WebClient(token=bot_token, base_url=api_url, timeout=int(max(timeout, 1)))
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._handler: Any = None
-        self._stop: asyncio.Event | None = None
-        self._started = threading.Event()
-        self._connected = False
-
-    # --- lifecycle -----------------------------------------------------------------
-
-    def start(self, wait: float = 10.0) -> bool:
-        """Connect in the background; True when connected within `wait` seconds."""
-        self._thread = threading.Thread(target=self._run_loop, name="slack-review", daemon=True)
-        self._thread.start()
-        self._started.wait(wait)
-        return self._connected
-
-    def stop(self, timeout: float = 5.0) -> None:
-        loop, stop = self._loop, self._stop
-        if loop is not None and stop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stop.set)
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._connected = False
-
-    @property
-    def available(self) -> bool:
-        return self._connected
-
-    def _run_loop(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        except Exception:
-            log.exception("Slack review stopped unexpectedly; reviews fall back to notes")
-        finally:
-            self._connected = False
-            self._started.set()
-            loop.close()
-
-    async def _serve(self) -> None:
-        self._stop = asyncio.Event()
-        first = True
-        while not self._stop.is_set():
-            try:
-                await self._connect()
-                self._connected = True
-                log.info("Slack review connected (Socket Mode), channel %s", self.channel_id)
-            except Exception as exc:
-                self._connected = False
-                level = logging.ERROR if first else logging.DEBUG
-                log.log(
-                    level,
-                    "Slack review unavailable (%s); reviews go to internal notes, retrying "
-                    "every %.0f s",
-                    _describe(exc),
-                    RECONNECT_EVERY_SECONDS,
-                )
-            first = False
-            self._started.set()
-            if self._connected:
-                await self._stop.wait()
-                break
-            try:
-                await asyncio.wait_for(self._stop.wait(), RECONNECT_EVERY_SECONDS)
-            except TimeoutError:
-                continue
-        if self._handler is not None:
-            try:
-                await asyncio.wait_for(self._handler.close_async(), 3.0)
-            except Exception as exc:  # closing must not hang a shutdown
-                log.debug("closing the Slack socket failed: %s", exc)
-        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in rest:  # the socket client's monitors and any listener still running
-            task.cancel()
-        await asyncio.gather(*rest, return_exceptions=True)
-
-    async def _connect(self) -> None:
-        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-        from slack_bolt.async_app import AsyncApp
-        from slack_sdk.web.async_client import AsyncWebClient
-
-        client = AsyncWebClient(token=self._bot_token, base_url=self._api_url)
-        auth = await client.auth_test()  # a wrong bot token fails here, with a clear error
-        if not auth.get("ok"):
-            raise ReviewError(f"auth.test failed: {auth.get('error')}")
-        app = AsyncApp(client=client, logger=logging.getLogger("intercom_responder.slack"))
-        self._register(app)
-        handler = AsyncSocketModeHandler(app, self._app_token, ping_interval=PING_INTERVAL_SECONDS)
-        await handler.connect_async()  # type: ignore[no-untyped-call]
-        self._handler = handler
-
-    # --- posting from the poller's threads ------------------------------------------
 
     def post(self, content: ReviewContent) -> ReviewRef:
         response = self._call(
@@ -209,21 +114,127 @@ class SlackReview:
             blocks=decided_blocks(content, outcome),
         )
 
-    def tell(self, user_id: str, text: str, channel: str | None = None) -> None:
-        self._call(
-            "chat.postEphemeral", channel=channel or self.channel_id, user=user_id, text=text
-        )
-
     def _call(self, method: str, **arguments: Any) -> dict[str, Any]:
-        from slack_sdk.errors import SlackApiError, SlackClientError
+        from slack_sdk.errors import SlackClientError
 
         try:
             response = self._web.api_call(method, json=arguments)
-        except SlackApiError as exc:
-            raise ReviewError(f"Slack {method} failed: {exc.response.get('error')}") from exc
         except (SlackClientError, OSError) as exc:
-            raise ReviewError(f"Slack {method} failed: {_describe(exc)}") from exc
+            raise ReviewError(f"Slack {method} failed: {slack_error(exc)}") from exc
         return dict(response.data) if isinstance(response.data, dict) else {}
+
+
+class SlackSocket:
+    """Clicks and modal submits over Socket Mode, each checked and handed to `hooks`.
+
+    `connected` is set while the socket is up; the review desk reads it to decide
+    between a Slack review and an internal note.
+    """
+
+    def __init__(
+        self,
+        *,
+        bot_token: str,
+        app_token: str,
+        channel_id: str,
+        hooks: ReviewHooks,
+        api_url: str = SLACK_API_URL,
+        approver_ids: Sequence[str] = (),
+        connected: threading.Event | None = None,
+    ) -> None:
+        self._bot_token = bot_token
+        self._app_token = app_token
+        self.channel_id = channel_id
+        self._api_url = api_url
+        self._approvers = frozenset(approver_ids)
+        self._hooks = hooks
+        self.connected = connected or threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._handler: Any = None
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def start(self, wait: float = 10.0) -> bool:
+        """Connect in the background; True when connected within `wait` seconds."""
+        self._thread = threading.Thread(target=self._run_loop, name="slack-review", daemon=True)
+        self._thread.start()
+        self._started.wait(wait)
+        return self.connected.is_set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.connected.clear()
+
+    def _run_loop(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except Exception:
+            log.exception("Slack review stopped unexpectedly; reviews fall back to notes")
+        finally:
+            self.connected.clear()
+            self._started.set()
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        first = True
+        while not self._stop.is_set():
+            try:
+                await self._connect()
+                self.connected.set()
+                log.info("Slack review connected (Socket Mode), channel %s", self.channel_id)
+            except Exception as exc:
+                self.connected.clear()
+                level = logging.ERROR if first else logging.DEBUG
+                log.log(
+                    level,
+                    "Slack review unavailable (%s); reviews go to internal notes, retrying "
+                    "every %.0f s",
+                    slack_error(exc),
+                    SLACK_RECONNECT_SECONDS,
+                )
+            first = False
+            self._started.set()
+            if self.connected.is_set():
+                await self._stop.wait()
+                break
+            try:
+                await asyncio.wait_for(self._stop.wait(), SLACK_RECONNECT_SECONDS)
+            except TimeoutError:
+                continue
+        if self._handler is not None:
+            try:
+                await asyncio.wait_for(self._handler.close_async(), 3.0)
+            except Exception as exc:  # closing must not hang a shutdown
+                log.debug("closing the Slack socket failed: %s", exc)
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:  # the socket client's monitors and any listener still running
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+
+    async def _connect(self) -> None:
+        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+        from slack_bolt.async_app import AsyncApp
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        client = AsyncWebClient(token=self._bot_token, base_url=self._api_url)
+        auth = await client.auth_test()  # a wrong bot token fails here, with a clear error
+        if not auth.get("ok"):
+            raise ReviewError(f"auth.test failed: {auth.get('error')}")
+        app = AsyncApp(client=client, logger=logging.getLogger("intercom_responder.slack"))
+        self._register(app)
+        handler = AsyncSocketModeHandler(app, self._app_token, ping_interval=SLACK_PING_SECONDS)
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        self._handler = handler
 
     # --- clicks and modal submits ------------------------------------------------------
 
@@ -254,8 +265,7 @@ class SlackReview:
         if not self.allowed(user_id):
             await _ephemeral(client, channel or self.channel_id, user_id, NOT_ALLOWED)
             return
-        hooks = self._require_hooks()
-        draft = await asyncio.to_thread(hooks.draft_for_review, conversation_id, review_ts)
+        draft = await asyncio.to_thread(self._hooks.draft_for_review, conversation_id, review_ts)
         if draft is None:
             await _ephemeral(
                 client, channel or self.channel_id, user_id, "This review is already decided."
@@ -286,17 +296,12 @@ class SlackReview:
         action = ReviewAction(EDIT, ids[0], ids[1], user_id, text=text.strip())
         await self._decide(action, client, self.channel_id)
 
-    def _require_hooks(self) -> ReviewHooks:
-        if self.hooks is None:
-            raise ReviewError("the review desk is not connected yet")
-        return self.hooks
-
     async def _decide(self, action: ReviewAction, client: Any, channel: str | None) -> None:
         try:
-            note = await asyncio.to_thread(self._require_hooks().decide_review, action)
+            note = await asyncio.to_thread(self._hooks.decide_review, action)
         except Exception as exc:  # the decision is recorded as failed by the hooks
             log.exception("conversation %s: review %s failed", action.conversation_id, action.kind)
-            note = f"That did not work: {_describe(exc)}. The conversation was left unchanged."
+            note = f"That did not work: {slack_error(exc)}. The conversation was left unchanged."
         if note:
             await _ephemeral(client, channel or self.channel_id, action.user_id, note)
 
@@ -322,13 +327,14 @@ async def _ephemeral(client: Any, channel: str, user_id: str, text: str) -> None
     try:
         await client.chat_postEphemeral(channel=channel, user=user_id, text=text)
     except Exception as exc:  # telling someone privately must not break the flow
-        log.warning("could not tell Slack user %s: %s", user_id, _describe(exc))
+        log.warning("could not tell Slack user %s: %s", user_id, slack_error(exc))
 
 
-def _describe(exc: BaseException) -> str:
+def slack_error(exc: BaseException) -> str:
+    """Slack's error code (and the scopes it needs) when it gave one: what a person acts on."""
     response: Any = getattr(exc, "response", None)
     error = response.get("error") if response is not None and hasattr(response, "get") else None
-    if error:  # SlackApiError: the error code is what a person can act on
-        return f"{type(exc).__name__}: {error}"
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+    if not error:
+        return describe(exc, 200)
+    needed = response.get("needed")
+    return f"{error} (needs {needed})" if needed else str(error)

@@ -4,110 +4,38 @@ Exactly-once rests on two things here. Before a reply or note is sent, the inten
 written (state `SENDING`, with the customer part it answers); after Intercom accepts
 it, the result is written. A crash between the two leaves `SENDING` behind, and the
 pipeline then looks in the conversation for its own part instead of sending again.
-Every write replaces the whole file atomically (temp file, fsync, rename), so a crash
-never leaves half a file; a file that cannot be read stops the start and is never
-overwritten.
+Every change is appended to a journal and fsynced before the call returns, so a crash
+loses no acknowledged change; the snapshot is replaced atomically (temp file, fsync,
+rename), so a crash never leaves half a file. A file that cannot be read stops the
+start and is never overwritten.
+
+The store keeps records; it never decides a state. States change only through the
+transitions of `core.records.ConversationRecord`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-FORMAT_VERSION = 1
-
-# Conversation states. A conversation is "in flight" while it is READY_FOR_RESPONSE or
-# SENDING; WAITING comes back at `due_at`; the rest are finished until Intercom shows
-# a newer customer message.
-WAITING = "WAITING"  # debounce, or a retry after a failure
-READY_FOR_RESPONSE = "READY_FOR_RESPONSE"  # customer messages found, draft under way
-SENDING = "SENDING"  # reply or note about to be posted: look before sending again
-AWAITING_USER_REPLY = "AWAITING_USER_REPLY"  # our reply is out
-HANDED_OFF = "HANDED_OFF"  # an internal note put it in front of the team
-IN_REVIEW = "IN_REVIEW"  # a draft waits for a person in Slack (see `review`)
-SKIPPED = "SKIPPED"  # looked at, nothing to do (teammate answered, too old, ...)
-FAILED = "FAILED"  # gave up after MAX_ATTEMPTS; the team got a note
-
-STATES = (
-    WAITING,
-    READY_FOR_RESPONSE,
-    SENDING,
-    IN_REVIEW,
-    AWAITING_USER_REPLY,
-    HANDED_OFF,
-    SKIPPED,
-    FAILED,
+from ..core.records import (
+    FINISHED_STATES,
+    IN_FLIGHT_STATES,
+    WAITING_ON_DAEMON,
+    ConversationRecord,
+    State,
 )
-# FAILED (a dead letter) is kept until `dlq retry` or a newer customer message.
-FINISHED_STATES = frozenset({AWAITING_USER_REPLY, HANDED_OFF, SKIPPED})
-#: States in which a customer message waits on the daemon itself (not on a person).
-WAITING_ON_DAEMON = frozenset({WAITING, READY_FOR_RESPONSE, SENDING})
-IN_FLIGHT_STATES = frozenset({READY_FOR_RESPONSE, SENDING})
+from ..defaults import COMPACT_MIN_LINES
+from .files import StateFileError, lock_exclusively, read_json, write_atomically
 
-
-class StateFileError(Exception):
-    """The state file cannot be used; the message names the file and what to do."""
-
-
-class StateLockedError(StateFileError):
-    """Another daemon holds the state file."""
-
-
-@dataclass
-class ConversationRecord:
-    conversation_id: str
-    state: str
-    customer_part_id: str | None = None  # newest customer part handled or in flight
-    action: str | None = None  # "reply" or "note": what SENDING is about to post
-    reply_part_id: str | None = None  # the part we posted
-    seen_updated_at: int | None = None  # Intercom's updated_at when we last read it
-    seen_at: float | None = None  # local time of that read (same-second changes, see triage)
-    due_at: float | None = None  # WAITING: when to look again
-    attempts: int = 0
-    last_error: str | None = None
-    reason: str | None = None
-    session_id: str | None = None
-    session_expires_at: float | None = None
-    ai_replies: list[float] | None = None  # when our AI replies went out (last hour only)
-    memory_ids: list[str] | None = None  # catalogue entries given to the model for this draft
-    review: dict[str, Any] | None = None  # IN_REVIEW: the Slack message and all to act on it
-    customer_message_at: int | None = None  # when the newest customer message was written
-    retry_requested: bool | None = None  # `dlq retry`: try again although it was handed off
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        # Not asdict(): it deep-copies, and compacting 10,000 records must stay cheap.
-        values = ((name, getattr(self, name)) for name in _RECORD_FIELDS)
-        return {name: value for name, value in values if value is not None}
-
-    @classmethod
-    def from_json(cls, conversation_id: str, data: Any) -> ConversationRecord:
-        if not isinstance(data, dict):
-            raise ValueError(f"conversation {conversation_id}: entry is not an object")
-        known = {f.name for f in fields(cls)} - {"conversation_id"}
-        values = {key: value for key, value in data.items() if key in known}
-        record = cls(conversation_id=conversation_id, **values)
-        if record.state not in STATES:
-            raise ValueError(f"conversation {conversation_id}: unknown state {record.state!r}")
-        return record
-
-
-_RECORD_FIELDS = tuple(f.name for f in fields(ConversationRecord) if f.name != "conversation_id")
-
-#: The journal is folded into the snapshot once it has this many lines, or as many
-#: lines as there are conversations, whichever is more (and at every start and close).
-COMPACT_MIN_LINES = 1000
+FORMAT_VERSION = 1
 
 
 @dataclass
@@ -118,6 +46,8 @@ class _Data:
 
 class StateStore:
     """Thread-safe; every change is on disk before the method returns.
+
+    Records are immutable, so `get` hands out the stored record itself, without a copy.
 
     The state is the JSON snapshot (`STATE_FILE`, the documented format) plus a journal
     beside it (`<STATE_FILE>.journal`, one JSON change per line, fsynced on every
@@ -225,12 +155,11 @@ class StateStore:
 
     def get(self, conversation_id: str) -> ConversationRecord | None:
         with self._lock:
-            record = self._data.conversations.get(conversation_id)
-            return replace(record) if record else None
+            return self._data.conversations.get(conversation_id)
 
-    def records(self) -> list[ConversationRecord]:
-        with self._lock:
-            return [replace(r) for r in self._data.conversations.values()]
+    def record_for(self, conversation_id: str) -> ConversationRecord:
+        """The record, or a new one for a conversation not recorded yet."""
+        return self.get(conversation_id) or ConversationRecord.new(conversation_id)
 
     def __len__(self) -> int:
         with self._lock:
@@ -243,7 +172,7 @@ class StateStore:
 
     def dead_letters(self) -> list[ConversationRecord]:
         with self._lock:
-            return [replace(r) for r in self._data.conversations.values() if r.state == FAILED]
+            return [r for r in self._data.conversations.values() if r.state is State.FAILED]
 
     def oldest_waiting(self) -> int | None:
         """When the oldest customer message still waiting on the daemon was written."""
@@ -261,17 +190,9 @@ class StateStore:
             now = self._clock()
             retried = []
             for cid, record in self._data.conversations.items():
-                if record.state != FAILED or conversation_id not in (None, cid):
+                if record.state is not State.FAILED or conversation_id not in (None, cid):
                     continue
-                self._data.conversations[cid] = replace(
-                    record,
-                    state=WAITING,
-                    attempts=0,
-                    due_at=now,
-                    retry_requested=True,
-                    reason="retried from the dead letters",
-                    updated_at=now,
-                )
+                self._data.conversations[cid] = replace(record.retried(now), updated_at=now)
                 retried.append(cid)
             if retried:
                 self._write(
@@ -284,16 +205,16 @@ class StateStore:
 
     def in_review(self) -> list[ConversationRecord]:
         with self._lock:
-            return [replace(r) for r in self._data.conversations.values() if r.state == IN_REVIEW]
+            return [r for r in self._data.conversations.values() if r.state is State.IN_REVIEW]
 
     def due(self, now: float) -> list[ConversationRecord]:
         """Records to look at regardless of the search: in flight, or waiting and due."""
         with self._lock:
             return [
-                replace(r)
+                r
                 for r in self._data.conversations.values()
                 if r.state in IN_FLIGHT_STATES
-                or (r.state == WAITING and (r.due_at is None or r.due_at <= now))
+                or (r.state is State.WAITING and (r.due_at is None or r.due_at <= now))
             ]
 
     def session(self, conversation_id: str) -> str | None:
@@ -308,15 +229,18 @@ class StateStore:
 
     # --- writing ---------------------------------------------------------------------
 
-    def put(self, record: ConversationRecord) -> None:
+    def put(self, record: ConversationRecord) -> ConversationRecord:
+        """Keep `record` (on disk before this returns); returns it as stored."""
         with self._lock:
             now = self._clock()
-            stored = replace(record, updated_at=now)
-            if not stored.created_at:
+            created_at = record.created_at
+            if not created_at:
                 previous = self._data.conversations.get(record.conversation_id)
-                stored.created_at = previous.created_at if previous else now
+                created_at = previous.created_at if previous else now
+            stored = replace(record, created_at=created_at, updated_at=now)
             self._data.conversations[record.conversation_id] = stored
             self._write([{"put": record.conversation_id, "record": stored.to_json()}])
+            return stored
 
     def set_cursor(self, updated_at: int) -> None:
         with self._lock:
@@ -339,9 +263,9 @@ class StateStore:
                     del self._data.conversations[cid]
                     changes.append({"delete": cid})
                 elif record.session_expires_at is not None and record.session_expires_at <= now:
-                    record.session_id = None
-                    record.session_expires_at = None
-                    changes.append({"put": cid, "record": record.to_json()})
+                    expired = record.session_expired()
+                    self._data.conversations[cid] = expired
+                    changes.append({"put": cid, "record": expired.to_json()})
             if changes:
                 self._write(changes)
             return sum(1 for change in changes if "delete" in change)
@@ -423,174 +347,3 @@ class StateStore:
             self._data.cursor = cursor
         else:
             raise ValueError(f"unknown change {sorted(change)}")
-
-
-def retry_request_path(state_file: Path) -> Path:
-    """Where `dlq retry` leaves its request for a running daemon (which holds the lock)."""
-    state_file = Path(state_file)
-    return state_file.with_name(f"{state_file.stem}.dlq-retry.json")
-
-
-def request_retry(state_file: Path, conversation_id: str | None) -> None:
-    """Leave a retry request (all dead letters, or one more id) for the running daemon."""
-    path = retry_request_path(state_file)
-    existing = read_json(path, "dead-letter retry request")
-    wanted: list[str] | None
-    if conversation_id is None:
-        wanted = None
-    elif isinstance(existing, dict) and existing.get("ids") is None:
-        wanted = None  # "all" is already asked for
-    else:
-        ids = existing.get("ids") if isinstance(existing, dict) else []
-        wanted = [*(str(i) for i in ids or []), conversation_id]
-    write_atomically(path, {"ids": wanted})
-
-
-def take_retry_request(state_file: Path) -> tuple[bool, list[str] | None]:
-    """(found, ids): ids None means all dead letters. The request file is removed."""
-    path = retry_request_path(state_file)
-    try:
-        document = read_json(path, "dead-letter retry request")
-    except StateFileError:
-        document = {"ids": None}  # unreadable: the intent was clearly "retry"
-    if document is None:
-        return False, None
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    ids = document.get("ids") if isinstance(document, dict) else None
-    return True, [str(i) for i in ids] if isinstance(ids, list) else None
-
-
-def lock_exclusively(path: Path, advice: str) -> TextIO:
-    """Hold `<path>.lock` for the life of the process; a second holder fails at once."""
-    lock_path = path.with_name(path.name + ".lock")
-    try:
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the process lifetime
-    except OSError as exc:
-        raise StateFileError(f"{lock_path}: cannot create the lock file: {exc.strerror}") from exc
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
-        raise StateLockedError(
-            f"{path}: already in use by another intercom-responder (pid {holder}); {advice}"
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
-
-
-def write_atomically(path: Path, document: Any) -> None:
-    """Temp file, fsync, rename, fsync the directory: a crash leaves old or new, never half."""
-    payload = json.dumps(document, separators=(",", ":"), sort_keys=True)
-    directory = path.parent if str(path.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-            tmp.write(payload)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def read_json(path: Path, what: str) -> Any:
-    """The document at `path`, None when missing; unreadable files are an error, untouched."""
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StateFileError(
-            f"{path}: cannot read the {what} ({exc}); it was left unchanged"
-        ) from exc
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise StateFileError(
-            f"{path}: the {what} is not valid JSON (line {exc.lineno}, column "
-            f"{exc.colno}: {exc.msg}); it was left unchanged - repair it or move it away"
-        ) from exc
-
-
-@dataclass
-class SyncJob:
-    """One history sync: which conversations, and how far it got."""
-
-    since: int | None
-    limit: int | None
-    conversation_ids: list[str]
-    position: int = 0
-    finished: bool = False
-    started_at: float = 0.0
-    counts: dict[str, int] = field(default_factory=dict)
-
-
-class SyncProgress:
-    """The sync's position, beside the state file (`sessions.sync.json`), locked like it.
-
-    Separate from the daemon's state file so that `sync` can run while the daemon runs;
-    written after every conversation, so Ctrl-C or a crash loses at most one.
-    """
-
-    def __init__(self, state_file: Path) -> None:
-        state_file = Path(state_file)
-        self.path = state_file.with_name(f"{state_file.stem}.sync.json")
-        self._lock_file: TextIO | None = lock_exclusively(
-            self.path, "wait for the other sync to finish"
-        )
-        try:
-            self.job = self._load()
-        except StateFileError:
-            self.close()
-            raise
-
-    def _load(self) -> SyncJob | None:
-        document = read_json(self.path, "sync progress file")
-        if document is None:
-            return None
-        try:
-            job = document["job"]
-            return SyncJob(
-                since=job["since"],
-                limit=job["limit"],
-                conversation_ids=[str(i) for i in job["conversation_ids"]],
-                position=int(job["position"]),
-                finished=bool(job["finished"]),
-                started_at=float(job.get("started_at") or 0.0),
-                counts={str(k): int(v) for k, v in (job.get("counts") or {}).items()},
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StateFileError(
-                f"{self.path}: the sync progress file has an unexpected shape ({exc}); "
-                "move it away to start the sync anew"
-            ) from exc
-
-    def save(self, job: SyncJob) -> None:
-        self.job = job
-        write_atomically(self.path, {"version": FORMAT_VERSION, "job": asdict(job)})
-
-    def close(self) -> None:
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
-
-    def __enter__(self) -> SyncProgress:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()

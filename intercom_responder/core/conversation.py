@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import Dependency, IntercomResponderError
 from .markup import attachment_labels, html_to_text
 
 CUSTOMER_TYPES = frozenset({"user", "lead", "contact"})
@@ -20,8 +21,10 @@ OUR_SIDE_TYPES = frozenset({"admin", "bot", "team"})
 NOTE_MARKER = "[intercom-responder]"
 
 
-class ConversationFormatError(ValueError):
+class ConversationFormatError(IntercomResponderError, ValueError):
     """Intercom answered with JSON this daemon cannot read as a conversation."""
+
+    dependency = Dependency.INTERCOM
 
 
 @dataclass(frozen=True)

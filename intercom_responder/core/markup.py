@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import unquote
 
-__all__ = ["attachment_labels", "html_to_text", "one_line", "text_to_html"]
+__all__ = ["attachment_labels", "html_to_text", "text_to_html"]
 
 # Attribute text inside a tag. A quote starts a value only right after "=", as in
 # browsers, so "<img alt=don't>" does not swallow the rest of the message. Unlike
@@ -509,9 +509,3 @@ class _TextBuilder:
         alt = _WS_RE.sub(" ", attrs.get("alt", "")).strip()
         name = alt or _image_file_name(attrs.get("src", ""))
         self._emit(f" [image: {name}] " if name else " [image] ")
-
-
-def one_line(text: str, limit: int = 160) -> str:
-    """Text flattened to one line and cut to `limit` characters, for terminal listings."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

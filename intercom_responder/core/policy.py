@@ -12,22 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ..defaults import CONFIDENCE_THRESHOLD, ESCALATION_KEYWORDS, MAX_AI_REPLIES_PER_HOUR
 from .draft import Draft
-
-DEFAULT_ESCALATION_KEYWORDS: tuple[str, ...] = (
-    "urgent",
-    "emergency",
-    "complaint",
-    "lawyer",
-    "attorney",
-    "legal action",
-    "chargeback",
-    "fraud",
-    "cancel my account",
-    "close my account",
-    "delete my account",
-    "gdpr",
-)
 
 # Plain-words requests for a person. Deliberately specific: "the agent said" must not
 # trigger, "agent please" and "talk to a real person" must.
@@ -61,9 +47,9 @@ class Decision:
 
 @dataclass(frozen=True)
 class PolicyRules:
-    threshold: float = 0.8
-    escalation_keywords: tuple[str, ...] = DEFAULT_ESCALATION_KEYWORDS
-    max_ai_replies_per_hour: int = 3
+    threshold: float = CONFIDENCE_THRESHOLD
+    escalation_keywords: tuple[str, ...] = ESCALATION_KEYWORDS
+    max_ai_replies_per_hour: int = MAX_AI_REPLIES_PER_HOUR
 
 
 def check_before_drafting(rules: PolicyRules, ai_replies_last_hour: int) -> Decision | None:

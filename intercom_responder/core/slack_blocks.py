@@ -14,7 +14,6 @@ from typing import Any
 
 SECTION_LIMIT = 3000  # characters of one section's text
 INPUT_LIMIT = 3000  # characters of a plain_text_input's value
-FALLBACK_LIMIT = 3000  # the notification text
 
 ACTION_BLOCK_ID = "review"
 APPROVE, EDIT, REJECT = "approve", "edit", "reject"

@@ -7,13 +7,30 @@ Two stages keep an idle poll cheap: `skip_from_summary` looks only at a search r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
+from ..defaults import SETTLE_SECONDS
 from .conversation import Conversation, Message
 
-#: Seconds after an `updated_at` second from which a read surely saw all its changes
-#: (one second of resolution plus a second of clock difference).
-SETTLE_SECONDS = 2
+
+class SkipCode(StrEnum):
+    """Why there is nothing to answer, for code to decide on; `Skip.reason` is for people."""
+
+    NOT_OPEN = "not_open"
+    ASSIGNED_ELSEWHERE = "assigned_elsewhere"
+    NO_CUSTOMER_MESSAGE = "no_customer_message"
+    ANSWERED = "answered"  # the last comment is from our side: us, a teammate, a bot
+    HANDED_OFF = "handed_off"  # our hand-off note is there: a teammate's turn
+    TOO_OLD = "too_old"  # MAX_MESSAGE_AGE_HOURS
+    UNCHANGED = "unchanged"  # a search result we already read at this updated_at
+    NOBODY_WAITING = "nobody_waiting"  # a search result whose customer waits on nobody
+
+
+@dataclass(frozen=True)
+class Skip:
+    code: SkipCode
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -29,12 +46,16 @@ class Assessment:
     """What to do with a fetched conversation: answer `pending`, wait, or skip."""
 
     pending: tuple[Message, ...] = ()
-    skip_reason: str | None = None
+    skip: Skip | None = None
     wait_until: float | None = None
 
     @property
     def answerable(self) -> bool:
-        return bool(self.pending) and self.skip_reason is None and self.wait_until is None
+        return bool(self.pending) and self.skip is None and self.wait_until is None
+
+    @property
+    def skip_reason(self) -> str | None:
+        return self.skip.reason if self.skip is not None else None
 
     @property
     def newest(self) -> Message | None:
@@ -46,26 +67,29 @@ def assess(
 ) -> Assessment:
     """`ignore_handoff`: a person asked to try again (`dlq retry`) despite our hand-off note."""
     if conversation.state != "open":
-        return Assessment(skip_reason=f"conversation is {conversation.state}")
+        return Assessment(skip=Skip(SkipCode.NOT_OPEN, f"conversation is {conversation.state}"))
     other = _assigned_to_someone_else(conversation.admin_assignee_id, rules)
     if other:
-        return Assessment(skip_reason=other)
+        return Assessment(skip=other)
     pending = conversation.unanswered_customer_messages()
     if not pending:
         last = conversation.last_comment()
         if last is None:
-            return Assessment(skip_reason="no customer message")
+            return Assessment(skip=Skip(SkipCode.NO_CUSTOMER_MESSAGE, "no customer message"))
         who = "ours" if last.author_id == rules.admin_id else f"from {last.author_type}"
-        return Assessment(skip_reason=f"last comment is {who}")
+        return Assessment(skip=Skip(SkipCode.ANSWERED, f"last comment is {who}"))
     if not ignore_handoff and conversation.our_note_after(pending[0].part_id, rules.admin_id):
-        return Assessment(skip_reason="handed to the team; waiting for a teammate")
+        return Assessment(
+            skip=Skip(SkipCode.HANDED_OFF, "handed to the team; waiting for a teammate")
+        )
     newest = pending[-1]
     age = now - newest.created_at
     if age > rules.max_message_age_seconds:
         return Assessment(
-            skip_reason=(
+            skip=Skip(
+                SkipCode.TOO_OLD,
                 f"newest customer message is {age / 3600:.1f} h old "
-                f"(MAX_MESSAGE_AGE_HOURS is {rules.max_message_age_seconds / 3600:g})"
+                f"(MAX_MESSAGE_AGE_HOURS is {rules.max_message_age_seconds / 3600:g})",
             )
         )
     if age < rules.debounce_seconds:
@@ -81,7 +105,7 @@ def skip_from_summary(
     seen_at: float | None,
     rules: Rules,
     now: float,
-) -> str | None:
+) -> Skip | None:
     """Why a search result needs no fetch, or None when it must be read in full.
 
     Search results carry no conversation parts, but `waiting_since` (null when the last
@@ -93,17 +117,17 @@ def skip_from_summary(
     except (TypeError, ValueError):
         return None  # cannot judge from the summary: read the whole conversation
     if _unchanged(updated_at, seen_updated_at, seen_at):
-        return "unchanged since it was last read"
+        return Skip(SkipCode.UNCHANGED, "unchanged since it was last read")
     state = summary.get("state") or ("open" if summary.get("open") else "closed")
     if state != "open":
-        return f"conversation is {state}"
+        return Skip(SkipCode.NOT_OPEN, f"conversation is {state}")
     if not summary.get("waiting_since"):
-        return "no customer is waiting"
+        return Skip(SkipCode.NOBODY_WAITING, "no customer is waiting")
     other = _assigned_to_someone_else(summary.get("admin_assignee_id"), rules)
     if other:
         return other
     if updated_at and now - updated_at > rules.max_message_age_seconds:
-        return "no change within MAX_MESSAGE_AGE_HOURS"
+        return Skip(SkipCode.TOO_OLD, "no change within MAX_MESSAGE_AGE_HOURS")
     return None
 
 
@@ -126,9 +150,60 @@ def _unchanged(updated_at: int, seen_updated_at: int | None, seen_at: float | No
     )
 
 
-def _assigned_to_someone_else(assignee: Any, rules: Rules) -> str | None:
+def _assigned_to_someone_else(assignee: Any, rules: Rules) -> Skip | None:
     if not rules.skip_assigned_to_others or assignee in (None, "", 0, "0"):
         return None
     if str(assignee) == rules.admin_id:
         return None
-    return f"assigned to teammate {assignee}"
+    return Skip(SkipCode.ASSIGNED_ELSEWHERE, f"assigned to teammate {assignee}")
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """A second look at a conversation for which a draft was made: is it still wanted?
+
+    The pipeline before it sends, and the review desk before it acts on a click or an
+    expiry, ask the same question of a freshly read conversation.
+    """
+
+    conversation: Conversation
+    assessment: Assessment
+    drafted_for: str  # the customer part the draft answers
+
+    @property
+    def same_message(self) -> bool:
+        """The newest customer message is still the one the draft answers."""
+        newest = self.assessment.newest
+        return newest is not None and newest.part_id == self.drafted_for
+
+    @property
+    def current(self) -> bool:
+        """The draft may go out: same message, and nothing says leave it alone."""
+        return self.same_message and self.assessment.skip is None
+
+    @property
+    def customer_wrote_again(self) -> bool:
+        newest = self.assessment.newest
+        return newest is not None and newest.part_id != self.drafted_for
+
+    def stale_reason(self) -> str:
+        """Why the draft is no longer wanted, in words for the reviewer."""
+        if self.customer_wrote_again:
+            return "the customer wrote again since the draft"
+        skip = self.assessment.skip
+        if skip is not None and skip.code is SkipCode.ANSWERED:
+            return "a teammate answered since the draft"
+        return skip.reason if skip is not None else "the conversation changed since the draft"
+
+
+def recheck(
+    conversation: Conversation,
+    rules: Rules,
+    now: float,
+    drafted_for: str,
+    *,
+    ignore_handoff: bool = False,
+) -> Recheck:
+    return Recheck(
+        conversation, assess(conversation, rules, now, ignore_handoff=ignore_handoff), drafted_for
+    )

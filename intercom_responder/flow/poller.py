@@ -15,35 +15,23 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..adapters.breaker import CircuitOpenError
 from ..adapters.intercom import IntercomClient, IntercomError
-from ..adapters.store import (
-    AWAITING_USER_REPLY,
-    SKIPPED,
-    WAITING,
-    ConversationRecord,
-    StateStore,
-)
+from ..adapters.store import StateStore
+from ..core.records import PARKABLE_STATES, ConversationRecord, State
 from ..core.triage import Rules, skip_from_summary
-from .pipeline import Outcome, Pipeline
+from ..defaults import OVERLAP_SECONDS, POLL_INTERVAL, SESSION_TTL_HOURS
+from .outcome import Outcome, Status
+from .pipeline import Pipeline
 
 if TYPE_CHECKING:
     from ..adapters.health import Health
     from ..adapters.metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-#: Seconds the search looks back before the cursor. Intercom's `>` on dates may or may
-#: not include the cursor's own second, a conversation can be updated in the same second
-#: as the newest one seen, and the search index may lag a little behind writes. Re-seen
-#: results cost no extra call: they are de-duplicated by `updated_at` (see triage).
-OVERLAP_SECONDS = 60
-
-#: Records a debounce may park from a search result; others need the pipeline's look.
-PARKABLE_STATES = frozenset({SKIPPED, AWAITING_USER_REPLY, WAITING})
 
 
 @dataclass
@@ -70,13 +58,13 @@ class Poller:
         store: StateStore,
         rules: Rules,
         concurrency: int = 4,
-        session_ttl_seconds: float = 24 * 3600,
+        session_ttl_seconds: float = SESSION_TTL_HOURS * 3600,
         clock: Callable[[], float] = time.time,
         stopping: threading.Event | None = None,
         maintenance: Sequence[Callable[[], object]] = (),
         metrics: Metrics | None = None,
         health: Health | None = None,
-        interval: float = 60.0,
+        interval: float = POLL_INTERVAL,
         interval_min: float | None = None,
         interval_max: float | None = None,
     ) -> None:
@@ -195,7 +183,7 @@ class Poller:
                 task()
             except Exception:  # e.g. review expiry; the next cycle tries again
                 log.exception("maintenance task %s failed", getattr(task, "__name__", task))
-        failed = [o for o in outcomes if o.status == "failed"]
+        failed = [o for o in outcomes if o.status is Status.FAILED]
         error = search_error or (f"{len(crashed)} conversation(s) crashed" if crashed else None)
         if failed and error is None:
             error = f"{len(failed)} conversation(s) failed and will be retried"
@@ -225,7 +213,7 @@ class Poller:
         """Shorter while customers are writing, longer while nothing happens."""
         # Re-seen search results (the overlap) are not activity; reading one that needed
         # work is.
-        busy = any(o.status != "skipped" for o in result.outcomes)
+        busy = any(o.status != Status.SKIPPED for o in result.outcomes)
         if busy:
             return max(self._interval_min, self.interval / 2)
         return min(self._interval_max, self.interval * 1.5)
@@ -249,15 +237,10 @@ class Poller:
         if record is not None and record.state not in PARKABLE_STATES:
             return False
         due_at = updated_at + debounce
-        if record is not None and record.state == WAITING and record.due_at == due_at:
+        if record is not None and record.state is State.WAITING and record.due_at == due_at:
             return True  # parked already
-        self._store.put(
-            replace(record, state=WAITING, due_at=due_at, reason="debounce (from the search)")
-            if record is not None
-            else ConversationRecord(
-                conversation_id, WAITING, due_at=due_at, reason="debounce (from the search)"
-            )
-        )
+        record = record or ConversationRecord.new(conversation_id)
+        self._store.put(record.waiting(due_at, "debounce (from the search)"))
         return True
 
     def _handle_all(self, conversation_ids: list[str]) -> tuple[list[Outcome], list[str]]:

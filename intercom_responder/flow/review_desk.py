@@ -1,12 +1,12 @@
 """Pending reviews: post a draft to Slack, carry out Approve / Edit / Reject, expire.
 
-Everything needed to act on a review lives in the state store (`IN_REVIEW` and the
-`review` entry), so a click that arrives after a restart still works. A decision
+Everything needed to act on a review lives in the state store (`IN_REVIEW` and its
+`PendingReview`), so a click that arrives after a restart still works. A decision
 takes the conversation's lock and checks that the review is still pending before
 anything happens: a double click, two people at once or a replayed envelope find it
-decided and change nothing. Sending goes through the pipeline's `act`, with its
-exactly-once bookkeeping, after reading the conversation again: if the customer wrote
-again or a teammate answered, nothing is sent and the Slack message says "stale".
+decided and change nothing. Sending goes through `Sending`, with its exactly-once
+bookkeeping, after reading the conversation again: if the customer wrote again or a
+teammate answered, nothing is sent and the Slack message says "stale".
 """
 
 from __future__ import annotations
@@ -14,22 +14,34 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..adapters.breaker import CircuitBreaker
-from ..adapters.intercom import IntercomError
-from ..adapters.slack import ReviewAction, ReviewError, ReviewRef, SlackReview
-from ..adapters.store import IN_REVIEW, SKIPPED, WAITING, ConversationRecord
+from ..adapters.intercom import IntercomClient, IntercomError
+from ..adapters.slack import ReviewAction, ReviewError, ReviewRef, SlackWeb
 from ..core.conversation import Conversation, Message
 from ..core.draft import Draft
 from ..core.policy import Action, Decision
-from ..core.slack_blocks import EDIT, REJECT, ReviewContent, mention, outcome_text
-from ..core.triage import assess
+from ..core.records import ConversationRecord, PendingReview, State
+from ..core.slack_blocks import (
+    EDIT,
+    REJECT,
+    SECTION_LIMIT,
+    ReviewContent,
+    mention,
+    outcome_text,
+    quoted,
+)
+from ..core.triage import Recheck, Rules, recheck
+from .locks import ConversationLocks
+from .outcome import Outcome, Status
+from .sending import Sending
 
 if TYPE_CHECKING:
+    from ..adapters.breaker import CircuitBreaker
     from ..adapters.memory import MemoryHit
+    from ..adapters.metrics import Metrics
     from ..adapters.recall import Recall
-    from .pipeline import Outcome, Pipeline
+    from ..adapters.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -40,35 +52,39 @@ class ReviewDesk:
     def __init__(
         self,
         *,
-        slack: SlackReview,
+        slack: SlackWeb,
+        connected: Callable[[], bool],
+        sending: Sending,
+        store: StateStore,
+        locks: ConversationLocks,
+        rules: Rules,
+        intercom: IntercomClient,
         timeout_minutes: float,
         recall: Recall | None = None,
         workspace_id: str | None = None,
-        clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
         breaker: CircuitBreaker | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self._breaker = breaker
-        self.slack = slack
+        self._slack = slack
+        self._connected = connected
+        self._sending = sending
+        self._store = store
+        self._locks = locks
+        self._rules = rules
+        self._intercom = intercom
         self._timeout = timeout_minutes * 60
         self._recall = recall
         self._workspace_id = workspace_id
         self._workspace_looked_up = workspace_id is not None
+        self._metrics = metrics
+        self._breaker = breaker
         self._clock = clock
-        self._pipeline: Pipeline | None = None
-
-    def attach(self, pipeline: Pipeline) -> None:
-        self._pipeline = pipeline
 
     @property
     def available(self) -> bool:
         """Connected, and Slack has not been failing lately (then: internal notes)."""
-        return self.slack.available and (self._breaker is None or self._breaker.allows())
-
-    @property
-    def pipeline(self) -> Pipeline:
-        if self._pipeline is None:
-            raise RuntimeError("ReviewDesk used before attach(pipeline)")
-        return self._pipeline
+        return self._connected() and (self._breaker is None or self._breaker.allows())
 
     # --- from the pipeline (the conversation lock is held) -------------------------------
 
@@ -83,80 +99,70 @@ class ReviewDesk:
         hits: tuple[MemoryHit, ...],
     ) -> Outcome:
         """Post the draft for review; raises `ReviewError` so the caller can fall back."""
-        from .pipeline import Outcome, seen_fields
-
         now = self._clock()
-        question = "\n".join(m.text for m in pending)
-        review: dict[str, Any] = {
-            "customer_part_id": newest.part_id,
-            "customer_name": conversation.customer_name,
-            "question": question,
-            "draft": draft.answer,
-            "confidence": draft.confidence,
-            "reasoning": draft.reasoning,
-            "reason": decision.reason,
-            "url": self._conversation_url(conversation.id),
-            "requested_at": now,
-            "expires_at": now + self._timeout,
-        }
+        review = PendingReview(
+            customer_part_id=newest.part_id,
+            customer_name=conversation.customer_name,
+            question="\n".join(m.text for m in pending),
+            draft=draft.answer,
+            confidence=draft.confidence,
+            reasoning=draft.reasoning,
+            reason=decision.reason,
+            url=self._conversation_url(conversation.id),
+            requested_at=now,
+            expires_at=now + self._timeout,
+        )
         try:
-            ref = self.slack.post(_content(conversation.id, review))
+            ref = self._slack.post(_content(conversation.id, review))
         except ReviewError:
             self._slack_failed()
             raise
         if self._breaker is not None:
             self._breaker.success()
-        review.update({"channel": ref.channel, "ts": ref.ts})
-        self.pipeline.save_record(
-            record,
-            conversation.id,
-            IN_REVIEW,
-            customer_part_id=newest.part_id,
-            review=review,
-            memory_ids=[hit.id for hit in hits] or None,
-            **seen_fields(conversation),
-            reason=decision.reason,
+        self._store.put(
+            record.in_review(
+                review.posted(ref.channel, ref.ts),
+                conversation,
+                reason=decision.reason,
+                memory_ids=(hit.id for hit in hits),
+            )
         )
-        if self.pipeline.metrics is not None:
-            self.pipeline.metrics.reviews_requested.inc()
-        return Outcome(conversation.id, "in review", decision.reason, decision, draft, hits)
+        if self._metrics is not None:
+            self._metrics.reviews_requested.inc()
+        return Outcome(conversation.id, Status.IN_REVIEW, decision.reason, decision, draft, hits)
 
-    def still_pending(self, record: ConversationRecord, conversation: Conversation) -> str | None:
-        """For a conversation in review that changed: None if the review still stands."""
-        review = record.review or {}
-        assessment = assess(conversation, self.pipeline.settings.rules, self._clock())
-        newest = assessment.newest
-        same = newest is not None and newest.part_id == review.get("customer_part_id")
-        if same and assessment.skip_reason is None:
-            return None
-        reason = _stale_reason(assessment.newest, review, assessment.skip_reason)
-        self._show(record, "Stale", detail=f"{reason}; nothing was sent")
-        return reason
+    def still_pending(self, record: ConversationRecord, conversation: Conversation) -> bool:
+        """For a conversation in review that changed: False (and shown stale) if overtaken."""
+        review = record.review
+        if review is None:
+            return False
+        look = recheck(conversation, self._rules, self._clock(), review.customer_part_id)
+        if look.current:
+            return True
+        self._stale(record, look)
+        self._show(record, "Stale", detail=f"{look.stale_reason()}; nothing was sent")
+        return False
 
     def recovered(self, record: ConversationRecord) -> None:
         """A reviewed reply was found sent after a restart: close the Slack message."""
-        if record.review and record.review.get("ts"):
+        if record.review is not None and record.review.ts:
             self._show(record, "Sent", detail="the reply went out (confirmed after a restart)")
 
     # --- from Slack (ReviewHooks) -----------------------------------------------------
 
     def draft_for_review(self, conversation_id: str, review_ts: str) -> str | None:
-        record = self.pipeline.store.get(conversation_id)
-        if not _pending(record, review_ts):
-            return None
-        assert record is not None and record.review is not None
-        return str(record.review.get("draft") or "")
+        review = _pending(self._store.get(conversation_id), review_ts)
+        return review.draft if review is not None else None
 
     def decide_review(self, action: ReviewAction) -> str | None:
-        pipeline = self.pipeline
-        with pipeline.lock_for(action.conversation_id):
-            record = pipeline.store.get(action.conversation_id)
-            if not _pending(record, action.review_ts):
+        with self._locks.hold(action.conversation_id):
+            record = self._store.get(action.conversation_id)
+            review = _pending(record, action.review_ts)
+            if record is None or review is None:
                 state = record.state.lower().replace("_", " ") if record else "unknown"
                 return f"Nothing to do: this review was already decided ({state})."
-            assert record is not None and record.review is not None
             try:
-                return self._carry_out(action, record, record.review)
+                return self._carry_out(action, record, review)
             except (IntercomError, ReviewError) as exc:
                 log.error(
                     "conversation %s: review %s by %s failed: %s",
@@ -168,46 +174,40 @@ class ReviewDesk:
                 return f"That did not work ({exc}). Nothing was changed; try again."
 
     def _carry_out(
-        self, action: ReviewAction, record: ConversationRecord, review: dict[str, Any]
+        self, action: ReviewAction, record: ConversationRecord, review: PendingReview
     ) -> str | None:
-        pipeline = self.pipeline
-        now = self._clock()
-        fresh = pipeline.read(action.conversation_id)
-        assessment = assess(fresh, pipeline.settings.rules, now)
-        newest = assessment.newest
-        current = newest is not None and newest.part_id == review.get("customer_part_id")
-        who = mention(action.user_id)
+        look = self._sending.recheck(action.conversation_id, review.customer_part_id)
+        newest = look.assessment.newest
         if action.kind == REJECT:
-            if newest is not None and current:
-                draft = _reviewed_draft(review)
+            if newest is not None and look.same_message:
                 decision = Decision(
-                    Action.HANDOFF, f"the draft was rejected in Slack by {who}", "review_rejected"
+                    Action.HANDOFF,
+                    f"the draft was rejected in Slack by {mention(action.user_id)}",
+                    "review_rejected",
                 )
-                pipeline.act(fresh, newest, draft, decision, record, ())
+                self._sending.send(
+                    look.conversation, newest, review.reviewed_draft(), decision, record
+                )
             else:
-                self._stale(record, fresh, newest, assessment.skip_reason)
+                self._stale(record, look)
             self._show(record, "Rejected", action.user_id, "nothing was sent; handed to the team")
             return None
-        if not current or assessment.skip_reason is not None or newest is None:
-            reason = self._stale(record, fresh, newest, assessment.skip_reason)
+        if newest is None or not look.current:
+            reason = self._stale(record, look)
             self._show(record, "Stale", action.user_id, f"{reason}; nothing was sent")
             return f"Nothing was sent: {reason}."
         edited = action.kind == EDIT
-        text = (action.text or "").strip() if edited else str(review.get("draft") or "")
-        draft = _reviewed_draft(review, answer=text)
+        text = (action.text or "").strip() if edited else review.draft
         verb = "edited" if edited else "approved"
         decision = Decision(Action.REPLY, f"{verb} in Slack by {action.user_id}", verb)
-        pipeline.act(fresh, newest, draft, decision, record, ())
+        self._sending.send(look.conversation, newest, review.reviewed_draft(text), decision, record)
         detail = "sent to the customer"
         if edited:
-            detail += ":\n" + _quote(text)
+            detail += ":\n" + quoted(text, SECTION_LIMIT // 2)
         self._show(record, verb.capitalize(), action.user_id, detail)
         if self._recall is not None:
             self._recall.remember(
-                str(review.get("question") or ""),
-                text,
-                source=verb,
-                conversation_id=action.conversation_id,
+                review.question, text, source=verb, conversation_id=action.conversation_id
             )
         return None
 
@@ -217,15 +217,14 @@ class ReviewDesk:
         """Hand off reviews nobody decided within REVIEW_TIMEOUT_MINUTES."""
         expired = 0
         now = self._clock()
-        for record in self.pipeline.store.in_review():
-            review = record.review or {}
-            if float(review.get("expires_at") or 0) > now:
+        for record in self._store.in_review():
+            if record.review is None or record.review.expires_at > now:
                 continue
-            with self.pipeline.lock_for(record.conversation_id):
-                current = self.pipeline.store.get(record.conversation_id)
-                if not _pending(current, str(review.get("ts") or "")):
+            with self._locks.hold(record.conversation_id):
+                current = self._store.get(record.conversation_id)
+                review = _pending(current, record.review.ts or "")
+                if current is None or review is None:
                     continue
-                assert current is not None
                 try:
                     self._expire(current, review)
                     expired += 1
@@ -235,48 +234,34 @@ class ReviewDesk:
                     )
         return expired
 
-    def _expire(self, record: ConversationRecord, review: dict[str, Any]) -> None:
-        pipeline = self.pipeline
-        fresh = pipeline.read(record.conversation_id)
-        assessment = assess(fresh, pipeline.settings.rules, self._clock())
-        newest = assessment.newest
+    def _expire(self, record: ConversationRecord, review: PendingReview) -> None:
+        look = self._sending.recheck(record.conversation_id, review.customer_part_id)
+        newest = look.assessment.newest
         minutes = self._timeout / 60
-        if newest is not None and newest.part_id == review.get("customer_part_id"):
-            draft = _reviewed_draft(review)
+        if newest is not None and look.same_message:
             decision = Decision(
                 Action.HANDOFF,
                 f"nobody decided on the review in Slack within {minutes:g} minutes "
                 "(REVIEW_TIMEOUT_MINUTES)",
                 "review_expired",
             )
-            pipeline.act(fresh, newest, draft, decision, record, ())
+            self._sending.send(look.conversation, newest, review.reviewed_draft(), decision, record)
             self._show(
                 record, "Expired", detail=f"no decision within {minutes:g} min; handed to the team"
             )
         else:
-            reason = self._stale(record, fresh, newest, assessment.skip_reason)
+            reason = self._stale(record, look)
             self._show(record, "Expired", detail=f"{reason}; nothing was sent")
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _stale(
-        self,
-        record: ConversationRecord,
-        fresh: Conversation,
-        newest: Message | None,
-        skip_reason: str | None,
-    ) -> str:
+    def _stale(self, record: ConversationRecord, look: Recheck) -> str:
         """Record a review overtaken by events; a newer customer message is answered anew."""
-        review = record.review or {}
-        reason = _stale_reason(newest, review, skip_reason)
-        customer_wrote = newest is not None and newest.part_id != review.get("customer_part_id")
-        self.pipeline.save_record(
-            record,
-            fresh.id,
-            WAITING if customer_wrote and skip_reason is None else SKIPPED,
-            due_at=self._clock() if customer_wrote else None,
-            reason=f"review stale: {reason}",
-        )
+        reason = look.stale_reason()
+        if look.customer_wrote_again and look.assessment.skip is None:
+            self._store.put(record.waiting(self._clock(), f"review stale: {reason}"))
+        else:
+            self._store.put(record.skipped(f"review stale: {reason}"))
         return reason
 
     def _show(
@@ -286,15 +271,15 @@ class ReviewDesk:
         user_id: str | None = None,
         detail: str = "",
     ) -> None:
-        review = record.review or {}
-        if self.pipeline.metrics is not None:
-            self.pipeline.metrics.review_outcomes.labels(outcome=verb.lower()).inc()
-        if not review.get("ts"):
+        if self._metrics is not None:
+            self._metrics.review_outcomes.labels(outcome=verb.lower()).inc()
+        review = record.review
+        if review is None or not review.ts:
             return
-        ref = ReviewRef(channel=str(review.get("channel")), ts=str(review["ts"]))
+        ref = ReviewRef(channel=str(review.channel), ts=review.ts)
         text = outcome_text(verb, user_id=user_id, at=self._clock(), detail=detail)
         try:
-            self.slack.show_outcome(ref, _content(record.conversation_id, review), text)
+            self._slack.show_outcome(ref, _content(record.conversation_id, review), text)
         except ReviewError as exc:
             self._slack_failed()
             log.warning(
@@ -306,14 +291,14 @@ class ReviewDesk:
     def _slack_failed(self) -> None:
         if self._breaker is not None:
             self._breaker.failure()
-        if self.pipeline.metrics is not None:
-            self.pipeline.metrics.errors.labels(dependency="slack").inc()
+        if self._metrics is not None:
+            self._metrics.errors.labels(dependency=ReviewError.dependency).inc()
 
     def _conversation_url(self, conversation_id: str) -> str | None:
         if not self._workspace_looked_up:
             self._workspace_looked_up = True
             try:
-                app = self.pipeline.intercom.me().get("app")
+                app = self._intercom.me().get("app")
                 code = app.get("id_code") if isinstance(app, dict) else None
                 self._workspace_id = str(code) if code else None
             except IntercomError as exc:
@@ -325,45 +310,21 @@ class ReviewDesk:
         )
 
 
-def _pending(record: ConversationRecord | None, review_ts: str) -> bool:
-    return (
-        record is not None
-        and record.state == IN_REVIEW
-        and record.review is not None
-        and str(record.review.get("ts")) == review_ts
-    )
+def _pending(record: ConversationRecord | None, review_ts: str) -> PendingReview | None:
+    """The review of `record` if it is still waiting for a decision on message `review_ts`."""
+    if record is None or record.state is not State.IN_REVIEW or record.review is None:
+        return None
+    return record.review if record.review.ts == review_ts else None
 
 
-def _stale_reason(newest: Message | None, review: dict[str, Any], skip_reason: str | None) -> str:
-    if newest is not None and newest.part_id != review.get("customer_part_id"):
-        return "the customer wrote again since the draft"
-    if skip_reason and skip_reason.startswith("last comment"):
-        return "a teammate answered since the draft"
-    return skip_reason or "the conversation changed since the draft"
-
-
-def _reviewed_draft(review: dict[str, Any], answer: str | None = None) -> Draft:
-    return Draft(
-        answer=str(review.get("draft") or "") if answer is None else answer,
-        confidence=float(review.get("confidence") or 0.0),
-        reasoning=str(review.get("reasoning") or ""),
-    )
-
-
-def _content(conversation_id: str, review: dict[str, Any]) -> ReviewContent:
+def _content(conversation_id: str, review: PendingReview) -> ReviewContent:
     return ReviewContent(
         conversation_id=conversation_id,
-        customer_name=str(review.get("customer_name") or ""),
-        customer_text=str(review.get("question") or ""),
-        draft=str(review.get("draft") or ""),
-        confidence=float(review.get("confidence") or 0.0),
-        reasoning=str(review.get("reasoning") or ""),
-        reason=str(review.get("reason") or ""),
-        conversation_url=review.get("url") or None,
+        customer_name=review.customer_name,
+        customer_text=review.question,
+        draft=review.draft,
+        confidence=review.confidence,
+        reasoning=review.reasoning,
+        reason=review.reason,
+        conversation_url=review.url,
     )
-
-
-def _quote(text: str) -> str:
-    from ..core.slack_blocks import SECTION_LIMIT, quoted
-
-    return quoted(text, SECTION_LIMIT // 2)

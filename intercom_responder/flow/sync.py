@@ -15,23 +15,95 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from ..adapters.files import StateFileError, lock_exclusively, read_json, write_atomically
 from ..adapters.intercom import IntercomClient, IntercomError
-from ..adapters.store import SyncJob, SyncProgress
 from ..core.conversation import Conversation, ConversationFormatError
 from ..core.history import QAPair, qa_pairs
-from ..core.markup import one_line
+from ..core.text import one_line
+from ..defaults import SYNC_PROGRESS_EVERY_SECONDS
 
 if TYPE_CHECKING:
     from ..adapters.memory import AnswerMemory
 
 log = logging.getLogger(__name__)
 
-#: Plain progress lines (when the output is not a terminal) at most this often.
-PLAIN_EVERY_SECONDS = 5.0
+
+#: Format of the sync progress file.
+PROGRESS_VERSION = 1
+
+
+@dataclass
+class SyncJob:
+    """One history sync: which conversations, and how far it got."""
+
+    since: int | None
+    limit: int | None
+    conversation_ids: list[str]
+    position: int = 0
+    finished: bool = False
+    started_at: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class SyncProgress:
+    """The sync's position, beside the state file (`sessions.sync.json`), locked like it.
+
+    Separate from the daemon's state file so that `sync` can run while the daemon runs;
+    written after every conversation, so Ctrl-C or a crash loses at most one.
+    """
+
+    def __init__(self, state_file: Path) -> None:
+        state_file = Path(state_file)
+        self.path = state_file.with_name(f"{state_file.stem}.sync.json")
+        self._lock_file: TextIO | None = lock_exclusively(
+            self.path, "wait for the other sync to finish"
+        )
+        try:
+            self.job = self._load()
+        except StateFileError:
+            self.close()
+            raise
+
+    def _load(self) -> SyncJob | None:
+        document = read_json(self.path, "sync progress file")
+        if document is None:
+            return None
+        try:
+            job = document["job"]
+            return SyncJob(
+                since=job["since"],
+                limit=job["limit"],
+                conversation_ids=[str(i) for i in job["conversation_ids"]],
+                position=int(job["position"]),
+                finished=bool(job["finished"]),
+                started_at=float(job.get("started_at") or 0.0),
+                counts={str(k): int(v) for k, v in (job.get("counts") or {}).items()},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateFileError(
+                f"{self.path}: the sync progress file has an unexpected shape ({exc}); "
+                "move it away to start the sync anew"
+            ) from exc
+
+    def save(self, job: SyncJob) -> None:
+        self.job = job
+        write_atomically(self.path, {"version": PROGRESS_VERSION, "job": asdict(job)})
+
+    def close(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def __enter__(self) -> SyncProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 @dataclass
@@ -183,7 +255,7 @@ class HistorySync:
             self._out.flush()
             return
         now = self._clock()
-        if result.done == result.total or now - self._last_plain >= PLAIN_EVERY_SECONDS:
+        if result.done == result.total or now - self._last_plain >= SYNC_PROGRESS_EVERY_SECONDS:
             self._last_plain = now
             self._line(_status(result))
 

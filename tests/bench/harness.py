@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from intercom_responder.cli import App, build_app
+from intercom_responder.bootstrap import App, build_app
 from intercom_responder.config import load_settings
 from intercom_responder.logs import setup_logging
 from tests.conftest import ADMIN_ID, OPENAI_KEY, TEAMMATE_ID, TOKEN, daemon_env

@@ -23,8 +23,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from intercom_responder.cli import App
-from intercom_responder.flow.poller import OVERLAP_SECONDS, CycleResult
+from intercom_responder.bootstrap import App
+from intercom_responder.defaults import OVERLAP_SECONDS
+from intercom_responder.flow.poller import CycleResult
 from tests.bench.harness import (
     ENDPOINTS,
     Conversations,

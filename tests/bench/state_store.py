@@ -17,12 +17,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from intercom_responder.adapters.store import (
-    AWAITING_USER_REPLY,
-    SENDING,
-    ConversationRecord,
-    StateStore,
-)
+from intercom_responder.adapters.store import StateStore
+from intercom_responder.core.records import ConversationRecord, State
 
 TARGET_MS = 20.0
 
@@ -33,12 +29,12 @@ def filled_store(directory: Path, size: int) -> StateStore:
     for i in range(size):
         store._data.conversations[str(i)] = ConversationRecord(
             str(i),
-            AWAITING_USER_REPLY,
+            State.AWAITING_USER_REPLY,
             customer_part_id=str(10 * i),
             reply_part_id=str(10 * i + 1),
             seen_updated_at=1_763_773_150,
             seen_at=1_763_773_151.2,
-            ai_replies=[1_763_773_151.0],
+            ai_replies=(1_763_773_151.0,),
             reason="confidence 0.91 is at or above the threshold 0.80",
             created_at=1_763_773_140.0,
             updated_at=1_763_773_151.0,
@@ -55,8 +51,8 @@ def measure(size: int, changes: int) -> dict[str, float]:
             cid = f"new-{i}"
             started = time.perf_counter()
             # what answering one message records: the intent, then the result
-            store.put(ConversationRecord(cid, SENDING, customer_part_id="1", action="reply"))
-            store.put(ConversationRecord(cid, AWAITING_USER_REPLY, reply_part_id="2"))
+            store.put(ConversationRecord(cid, State.SENDING, customer_part_id="1", action="reply"))
+            store.put(ConversationRecord(cid, State.AWAITING_USER_REPLY, reply_part_id="2"))
             samples.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         store.close()

@@ -85,8 +85,9 @@ def run(
             started = time.perf_counter()
             result = app.poller.poll_once()
             wall = time.perf_counter() - started
-            limiter = app.intercom.rate_limiter
-            waits, waited = limiter.waits, limiter.waited_seconds
+            waits = app.intercom.rate_limiter.waits
+            assert app.metrics is not None
+            waited = app.metrics.value("intercom_responder_intercom_rate_limit_wait_seconds_total")
         if not result.ok:
             print(f"  ({label}, CONCURRENCY {concurrency}: the cycle failed: {result.error})")
         replies = Counter(conversation_of(r) for r in replies_by_us(intercom.requests))
@@ -206,7 +207,7 @@ def main() -> None:
     print("model peak = most model requests in flight at once (the fake's own log).")
     print("calls = requests the fake Intercom received; 429s = those it answered 429;")
     print("client waits = RateLimiter.waits (slowing down before a call, plus one per 429);")
-    print("waited s = RateLimiter.waited_seconds, summed over the CONCURRENCY threads.")
+    print("waited s = the intercom_rate_limit_wait_seconds metric, summed over the threads.")
     print()
 
     target_rows = []

@@ -1,0 +1,354 @@
+"""The one place where the parts are built and connected, for every entry point and the tests.
+
+The daemon, the commands (`ask`, `sync`, `check`, ...) and the tests all build their
+parts here, so what a test runs is what `python main.py` runs. Heavy libraries are
+imported inside the builders: importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from .adapters.breaker import CircuitBreaker
+    from .adapters.health import Health, HealthServer
+    from .adapters.intercom import IntercomClient
+    from .adapters.memory import AnswerMemory
+    from .adapters.metrics import Metrics
+    from .adapters.recall import Recall
+    from .adapters.responder import Responder
+    from .adapters.slack import SlackSocket
+    from .adapters.store import StateStore
+    from .config import Settings
+    from .core.triage import Rules
+    from .errors import Dependency
+    from .flow.drafting import Drafter
+    from .flow.locks import ConversationLocks
+    from .flow.outcome import Outcome
+    from .flow.pipeline import Pipeline, PipelineSettings
+    from .flow.poller import Poller
+    from .flow.review_desk import ReviewDesk
+    from .flow.sending import Sending
+
+
+@dataclass
+class App:
+    """Everything wired together once; tests build the same thing the daemon runs."""
+
+    settings: Settings
+    store: StateStore
+    intercom: IntercomClient
+    pipeline: Pipeline
+    poller: Poller
+    stopping: threading.Event
+    recall: Recall | None = None
+    desk: ReviewDesk | None = None
+    slack: SlackSocket | None = None
+    metrics: Metrics | None = None
+    health: Health | None = None
+    health_server: HealthServer | None = None
+
+    def start(self, *, serve_health: bool = True) -> None:
+        """Start what runs beside the poll loop: Slack review, /health and /metrics."""
+        if serve_health and self.settings.health_addr and self.health and self.metrics:
+            from .adapters.health import HealthServer
+
+            self.health_server = HealthServer(self.settings.health_addr, self.health, self.metrics)
+            self.health_server.start()
+        if self.slack is not None:
+            self.slack.start()
+
+    def close(self) -> None:
+        if self.health_server is not None:
+            self.health_server.stop()
+            self.health_server = None
+        if self.slack is not None:
+            self.slack.stop()
+        if self.recall is not None:
+            self.recall.close()
+        self.store.close()
+
+
+def build_app(
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    out: TextIO | None = None,
+    responder: Responder | None = None,
+) -> App:
+    """Open the state store and connect the parts. Raises `StateFileError`."""
+    from .adapters.breaker import CircuitBreaker
+    from .adapters.health import Health
+    from .adapters.metrics import Metrics
+    from .adapters.store import StateStore
+    from .errors import Dependency
+    from .flow.dead_letters import apply_retry_requests
+    from .flow.locks import ConversationLocks
+    from .flow.pipeline import Pipeline
+    from .flow.poller import Poller
+
+    store = StateStore(settings.state_file, read_only=dry_run)
+    stopping = threading.Event()
+    metrics = Metrics()
+    breakers = {
+        dependency: CircuitBreaker(dependency, on_change=metrics.breaker_changed)
+        for dependency in (Dependency.INTERCOM, Dependency.LLM, Dependency.MEM0, Dependency.SLACK)
+    }
+    intercom = build_intercom(settings, breaker=breakers[Dependency.INTERCOM], metrics=metrics)
+    recall = (
+        build_recall(settings, breaker=breakers[Dependency.MEM0], metrics=metrics)
+        if settings.memory_top_k > 0
+        else None
+    )
+    locks = ConversationLocks()
+    sending = build_sending(settings, intercom, store, dry_run=dry_run, metrics=metrics)
+    desk, slack = (
+        build_review(settings, intercom, store, sending, locks, recall, metrics, breakers)
+        if settings.slack_enabled and not dry_run
+        else (None, None)
+    )
+    printer = out or sys.stdout
+    pipeline = Pipeline(
+        sending=sending,
+        drafter=build_drafter(
+            settings, responder, recall, breaker=breakers[Dependency.LLM], metrics=metrics
+        ),
+        store=store,
+        settings=pipeline_settings(settings),
+        locks=locks,
+        desk=desk,
+        stopping=stopping,
+        report=(lambda outcome: print_dry_run(outcome, printer)) if dry_run else None,
+        metrics=metrics,
+    )
+    maintenance: list[Callable[[], object]] = []
+    if desk is not None:
+        maintenance.append(desk.expire_due)
+    if not dry_run:
+        maintenance.append(lambda: apply_retry_requests(store, settings.state_file))
+    health = Health(lambda: poller.interval)  # follows the adaptive interval
+    poller = Poller(
+        intercom=intercom,
+        pipeline=pipeline,
+        store=store,
+        rules=rules_for(settings),
+        concurrency=settings.concurrency,
+        session_ttl_seconds=settings.session_ttl_hours * 3600,
+        stopping=stopping,
+        maintenance=maintenance,
+        metrics=metrics,
+        health=health,
+        interval=settings.poll_interval,
+        interval_min=settings.poll_interval_min,
+        interval_max=settings.poll_interval_max,
+    )
+    return App(
+        settings, store, intercom, pipeline, poller, stopping, recall, desk, slack, metrics, health
+    )
+
+
+def build_sending(
+    settings: Settings,
+    intercom: IntercomClient,
+    store: StateStore,
+    *,
+    dry_run: bool = False,
+    metrics: Metrics | None = None,
+) -> Sending:
+    from .flow.sending import DryRunSending, HandoffTargets, Sending
+
+    kind = DryRunSending if dry_run else Sending
+    return kind(
+        intercom=intercom,
+        store=store,
+        rules=rules_for(settings),
+        handoff=HandoffTargets(settings.handoff_team_id, settings.handoff_admin_id),
+        metrics=metrics,
+    )
+
+
+def build_review(
+    settings: Settings,
+    intercom: IntercomClient,
+    store: StateStore,
+    sending: Sending,
+    locks: ConversationLocks,
+    recall: Recall | None,
+    metrics: Metrics | None,
+    breakers: dict[Dependency, CircuitBreaker],
+) -> tuple[ReviewDesk, SlackSocket]:
+    """The review desk and the Slack socket that hands it the clicks."""
+    from .adapters.slack import SlackSocket, SlackWeb
+    from .errors import Dependency
+    from .flow.review_desk import ReviewDesk
+
+    assert settings.slack_bot_token and settings.slack_app_token and settings.slack_channel_id
+    connected = threading.Event()
+    desk = ReviewDesk(
+        slack=SlackWeb(
+            bot_token=settings.slack_bot_token,
+            channel_id=settings.slack_channel_id,
+            api_url=settings.slack_api_url,
+        ),
+        connected=connected.is_set,
+        sending=sending,
+        store=store,
+        locks=locks,
+        rules=rules_for(settings),
+        intercom=intercom,
+        timeout_minutes=settings.review_timeout_minutes,
+        recall=recall,
+        workspace_id=settings.intercom_workspace_id,
+        metrics=metrics,
+        breaker=breakers[Dependency.SLACK],
+    )
+    socket = SlackSocket(
+        bot_token=settings.slack_bot_token,
+        app_token=settings.slack_app_token,
+        channel_id=settings.slack_channel_id,
+        hooks=desk,
+        api_url=settings.slack_api_url,
+        approver_ids=settings.slack_approver_ids,
+        connected=connected,
+    )
+    return desk, socket
+
+
+def build_intercom(
+    settings: Settings, *, breaker: CircuitBreaker | None = None, metrics: Metrics | None = None
+) -> IntercomClient:
+    from .adapters.intercom import IntercomClient
+
+    return IntercomClient(
+        token=settings.intercom_access_token,
+        base_url=settings.intercom_api_base,
+        version=settings.intercom_api_version,
+        timeout=settings.intercom_timeout,
+        breaker=breaker,
+        on_call=metrics.intercom_calls.inc if metrics is not None else None,
+        on_rate_limit_wait=metrics.rate_limit_waited if metrics is not None else None,
+        pool_size=settings.concurrency + 4,  # workers, the review desk and the poll itself
+    )
+
+
+def build_responder(settings: Settings) -> Responder:
+    from .adapters.responder import OpenAIResponder
+
+    return OpenAIResponder(
+        api_key=settings.openai_api_key,
+        model=settings.openai_model,
+        base_url=settings.openai_base_url,
+        timeout=settings.openai_timeout,
+        max_retries=settings.openai_max_retries,
+    )
+
+
+def build_drafter(
+    settings: Settings,
+    responder: Responder | None,
+    recall: Recall | None,
+    *,
+    breaker: CircuitBreaker | None = None,
+    metrics: Metrics | None = None,
+) -> Drafter:
+    """Memory, the model behind its breaker, and the policy; `responder` replaces the model."""
+    from .adapters.guarded_responder import GuardedResponder
+    from .core.policy import PolicyRules
+    from .flow.drafting import Drafter, DraftingSettings
+
+    model = GuardedResponder(
+        responder or build_responder(settings),
+        breaker=breaker,
+        on_latency=metrics.llm_latency.observe if metrics is not None else None,
+    )
+    return Drafter(
+        model,
+        recall=recall,
+        settings=DraftingSettings(
+            policy=PolicyRules(
+                threshold=settings.confidence_threshold,
+                escalation_keywords=settings.escalation_keywords,
+                max_ai_replies_per_hour=settings.max_ai_replies_per_hour,
+            ),
+            memory_top_k=settings.memory_top_k,
+            memory_min_score=settings.memory_min_score,
+        ),
+    )
+
+
+def pipeline_settings(settings: Settings) -> PipelineSettings:
+    from .flow.pipeline import PipelineSettings
+
+    return PipelineSettings(
+        rules=rules_for(settings),
+        max_attempts=settings.max_attempts,
+        session_ttl_seconds=settings.session_ttl_hours * 3600,
+    )
+
+
+def rules_for(settings: Settings) -> Rules:
+    from .core.triage import Rules
+
+    return Rules(
+        admin_id=settings.intercom_admin_id,
+        debounce_seconds=settings.debounce_seconds,
+        max_message_age_seconds=settings.max_message_age_hours * 3600,
+        skip_assigned_to_others=settings.skip_assigned_to_others,
+    )
+
+
+def open_answer_memory(settings: Settings) -> AnswerMemory:
+    """The configured backend: Mem0 platform with MEM0_API_KEY, else local under DATA_DIR."""
+    from .adapters.memory import open_memory
+
+    return open_memory(
+        mem0_api_key=settings.mem0_api_key,
+        mem0_host=settings.mem0_host,
+        data_dir=settings.data_dir,
+        openai_api_key=settings.openai_api_key,
+        openai_base_url=settings.openai_base_url,
+        embedding_model=settings.embedding_model,
+        embedding_dims=settings.embedding_dims,
+        llm_model=settings.openai_model,
+        timeout=settings.memory_timeout,
+    )
+
+
+def build_recall(
+    settings: Settings, *, breaker: CircuitBreaker | None = None, metrics: Metrics | None = None
+) -> Recall:
+    from .adapters.recall import Recall
+    from .errors import Dependency
+
+    return Recall(
+        lambda: open_answer_memory(settings),
+        timeout=settings.memory_timeout,
+        breaker=breaker,
+        on_failure=(
+            (lambda: metrics.errors.labels(dependency=Dependency.MEM0.value).inc())
+            if metrics
+            else None
+        ),
+    )
+
+
+def print_dry_run(outcome: Outcome, out: TextIO) -> None:
+    """What a dry run shows for each conversation it would act on."""
+    from .core.policy import Action
+    from .flow.outcome import Status
+
+    if outcome.status is not Status.DRY_RUN or outcome.decision is None or outcome.draft is None:
+        return
+    verb = "reply" if outcome.decision.action is Action.REPLY else "internal note for review"
+    lines = [
+        f"conversation {outcome.conversation_id}: would send {verb}",
+        f"  decision:   {outcome.decision.action.value} ({outcome.decision.reason})",
+        f"  confidence: {outcome.draft.confidence:.2f}",
+        "  draft:",
+    ]
+    lines += [f"    {line}" for line in (outcome.draft.answer or "(empty)").splitlines()]
+    print("\n".join(lines), file=out, flush=True)

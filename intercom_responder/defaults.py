@@ -1,0 +1,127 @@
+"""Every tunable and default, once.
+
+The settings' defaults (the README's environment table) come first; the fixed tunables
+of each part follow, grouped by the part that uses them. Change a number here and it
+changes everywhere: no other module spells a default again. Imports nothing, so every
+layer may use it.
+"""
+
+from __future__ import annotations
+
+# --- settings (environment variables) -------------------------------------------------
+
+INTERCOM_API_BASE = "https://api.intercom.io"
+INTERCOM_API_VERSION = "2.16"
+INTERCOM_TIMEOUT = 30.0
+OPENAI_MODEL = "gpt-4o"
+OPENAI_TIMEOUT = 60.0
+OPENAI_MAX_RETRIES = 2
+CONFIDENCE_THRESHOLD = 0.8
+POLL_INTERVAL = 60.0
+POLL_INTERVAL_MIN = 15.0
+POLL_INTERVAL_MAX = 300.0
+HEALTH_ADDR = "127.0.0.1:8000"
+DEBOUNCE_SECONDS = 15.0
+CONCURRENCY = 4
+STATE_FILE = "sessions.json"
+DATA_DIR = "data"
+MAX_MESSAGE_AGE_HOURS = 24.0
+SKIP_ASSIGNED_TO_OTHERS = True
+SESSION_TTL_HOURS = 24.0
+MAX_ATTEMPTS = 5
+MAX_AI_REPLIES_PER_HOUR = 3
+MEMORY_TOP_K = 3
+MEMORY_MIN_SCORE = 0.5
+MEMORY_TIMEOUT = 10.0
+EMBEDDING_MODEL = "text-embedding-3-small"
+EMBEDDING_DIMS = 1536
+SLACK_API_URL = "https://slack.com/api/"
+REVIEW_TIMEOUT_MINUTES = 120.0
+LOG_LEVEL = "INFO"
+LOG_FORMAT = "text"
+
+#: A match is never auto-answered (`ESCALATION_KEYWORDS`). "sue" is left out: it is a name.
+ESCALATION_KEYWORDS: tuple[str, ...] = (
+    "urgent",
+    "emergency",
+    "complaint",
+    "lawyer",
+    "attorney",
+    "legal action",
+    "chargeback",
+    "fraud",
+    "cancel my account",
+    "close my account",
+    "delete my account",
+    "gdpr",
+)
+
+# --- Intercom client ----------------------------------------------------------------------
+
+#: Conversations per search page (Intercom's maximum).
+SEARCH_PAGE_SIZE = 150
+#: Seconds to open a connection (reads get INTERCOM_TIMEOUT).
+CONNECT_TIMEOUT = 5.0
+#: HTTP attempts of one call that is safe to repeat (reads; writes only before sending).
+HTTP_ATTEMPTS = 6
+#: Longest wait for Intercom's rate-limit window to reset.
+MAX_RATE_LIMIT_WAIT = 60.0
+#: Share of a rate-limit window kept in reserve before callers wait for the reset.
+RATE_LIMIT_RESERVE = 0.05
+
+# --- polling ----------------------------------------------------------------------------------
+
+#: Seconds the search looks back before the cursor. Intercom's `>` on dates may or may
+#: not include the cursor's own second, a conversation can be updated in the same second
+#: as the newest one seen, and the search index may lag a little behind writes.
+OVERLAP_SECONDS = 60
+#: Seconds after an `updated_at` second from which a read surely saw all its changes
+#: (one second of resolution plus a second of clock difference).
+SETTLE_SECONDS = 2
+
+# --- one conversation ---------------------------------------------------------------------
+
+#: How often one poll drafts again when the customer keeps writing during drafting.
+MAX_REDRAFTS = 3
+#: Tries of one post whose outcome was unknown (checked in between).
+MAX_POST_TRIES = 3
+#: Comments of context given to the model.
+TRANSCRIPT_MESSAGES = 20
+#: The window of MAX_AI_REPLIES_PER_HOUR.
+AI_REPLY_WINDOW_SECONDS = 3600.0
+#: Characters of the customer's messages used to search the answer memory.
+MEMORY_QUERY_CHARS = 2000
+#: Backoff after a failed attempt: doubling from the base, capped.
+RETRY_BASE_SECONDS = 30.0
+RETRY_MAX_SECONDS = 1800.0
+
+# --- guards -----------------------------------------------------------------------------------
+
+#: Failures in a row that open a dependency's circuit breaker, and how long it stays open.
+BREAKER_FAILURES = 5
+BREAKER_RESET_SECONDS = 60.0
+#: After the answer memory failed to open, the next try comes no sooner than this.
+MEMORY_REOPEN_SECONDS = 60.0
+#: Local embedding calls get one retry within MEMORY_TIMEOUT.
+EMBEDDING_RETRIES = 1
+
+# --- Slack ------------------------------------------------------------------------------------
+
+#: Seconds one Slack Web API call may take (review messages and `check`).
+SLACK_TIMEOUT = 10.0
+#: While Slack cannot be reached, connecting is tried again this often.
+SLACK_RECONNECT_SECONDS = 30.0
+#: The aiohttp Socket Mode client notices a dropped network only at its next ping;
+#: Slack's default of 10 s would leave clicks unanswered that long.
+SLACK_PING_SECONDS = 2.0
+
+# --- state file -------------------------------------------------------------------------------
+
+#: The journal is folded into the snapshot once it has this many lines, or as many
+#: lines as there are conversations, whichever is more (and at every start and close).
+COMPACT_MIN_LINES = 1000
+
+# --- sync -------------------------------------------------------------------------------------
+
+#: Plain progress lines (when the output is not a terminal) at most this often.
+SYNC_PROGRESS_EVERY_SECONDS = 5.0

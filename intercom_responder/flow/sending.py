@@ -1,0 +1,278 @@
+"""Posting to a conversation exactly once: read, post once, look before posting again, record.
+
+In order of the dangers:
+- before posting, the intent is recorded (`SENDING`); after a crash the conversation is
+  searched for our own part (`recover`) before anything is sent again;
+- a write that timed out or failed with 5xx is checked the same way, never retried blind;
+- right before posting, the conversation is read again (`recheck`): a teammate who
+  answered wins, and a customer who wrote again gets one answer covering everything.
+
+The pipeline sends what the model drafted; the review desk sends what a person decided.
+Both go through here, so both keep the same promises.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from ..adapters.intercom import AmbiguousWriteError, IntercomClient, IntercomError
+from ..core.conversation import Conversation, Message
+from ..core.markup import text_to_html
+from ..core.notes import failure_note_html, review_note_html
+from ..core.policy import Action, Decision
+from ..core.records import ConversationRecord, PostKind
+from ..core.triage import Recheck, Rules, recheck
+from ..defaults import AI_REPLY_WINDOW_SECONDS, MAX_POST_TRIES
+from .outcome import Outcome, Status
+
+if TYPE_CHECKING:
+    from ..adapters.memory import MemoryHit
+    from ..adapters.metrics import Metrics
+    from ..adapters.store import StateStore
+    from ..core.draft import Draft
+
+log = logging.getLogger(__name__)
+
+POST_KINDS = {
+    Action.REPLY: PostKind.REPLY,
+    Action.REVIEW: PostKind.NOTE,
+    Action.HANDOFF: PostKind.HANDOFF,
+}
+_STATUSES = {
+    PostKind.REPLY: Status.REPLIED,
+    PostKind.NOTE: Status.NOTED,
+    PostKind.HANDOFF: Status.HANDED_OFF,
+}
+
+
+@dataclass(frozen=True)
+class HandoffTargets:
+    """Where a hand-off assigns the conversation (HANDOFF_TEAM_ID, HANDOFF_ADMIN_ID)."""
+
+    team_id: str | None = None
+    admin_id: str | None = None
+
+
+class Sending:
+    def __init__(
+        self,
+        *,
+        intercom: IntercomClient,
+        store: StateStore,
+        rules: Rules,
+        handoff: HandoffTargets = HandoffTargets(),
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._intercom = intercom
+        self._store = store
+        self._rules = rules
+        self._handoff = handoff
+        self._metrics = metrics
+        self._clock = clock
+
+    @property
+    def admin_id(self) -> str:
+        return self._rules.admin_id
+
+    # --- reading --------------------------------------------------------------------------
+
+    def read(self, conversation_id: str) -> Conversation:
+        started = self._clock()
+        data = self._intercom.get_conversation(conversation_id)
+        return replace(Conversation.from_api(data), fetched_at=started)
+
+    def recheck(
+        self, conversation_id: str, drafted_for: str, *, ignore_handoff: bool = False
+    ) -> Recheck:
+        """Read again: is the message the draft answers still the one to answer?"""
+        fresh = self.read(conversation_id)
+        return recheck(
+            fresh, self._rules, self._clock(), drafted_for, ignore_handoff=ignore_handoff
+        )
+
+    # --- sending --------------------------------------------------------------------------
+
+    def send(
+        self,
+        conversation: Conversation,
+        newest: Message,
+        draft: Draft,
+        decision: Decision,
+        record: ConversationRecord,
+        hits: tuple[MemoryHit, ...] = (),
+    ) -> Outcome:
+        """Post the reply or note the decision calls for, once, and record it."""
+        kind = POST_KINDS[decision.action]
+        body = (
+            text_to_html(draft.answer)
+            if kind == PostKind.REPLY
+            else review_note_html(draft, decision)
+        )
+        record = self._store.put(record.sending(kind, newest.part_id, (hit.id for hit in hits)))
+        part, after = self._post_once(conversation.id, kind, body, newest.part_id)
+        outcome = self._done(record, kind, part, after, decision=decision, draft=draft)
+        if kind == PostKind.REPLY:
+            self._mark_read(conversation.id)
+        return replace(outcome, memory_hits=hits)
+
+    def recover(self, record: ConversationRecord, conversation: Conversation) -> Outcome | None:
+        """After a crash in `SENDING`: our part is there (record it) or None (send again)."""
+        if record.customer_part_id is None:
+            return None
+        kind = record.action or PostKind.REPLY
+        landed = self._landed(conversation, kind, record.customer_part_id)
+        if landed is None:
+            return None
+        return self._done(record, kind, landed, conversation, recovered=True)
+
+    def give_up_note(self, conversation_id: str, attempts: int, reason: str) -> None:
+        """Tell the team about a dead letter; a failure here is logged, not raised."""
+        try:
+            self._intercom.reply(
+                conversation_id,
+                admin_id=self.admin_id,
+                body_html=failure_note_html(attempts, reason),
+                message_type="note",
+            )
+        except IntercomError as exc:
+            log.error(
+                "conversation %s: could not post the failure note either: %s", conversation_id, exc
+            )
+
+    # --- the steps ------------------------------------------------------------------------
+
+    def _post_once(
+        self, conversation_id: str, kind: PostKind, body: str, target_part_id: str
+    ) -> tuple[Message | None, Conversation]:
+        """Post once; after an unclear failure, look before posting again."""
+        message_type = "comment" if kind == PostKind.REPLY else "note"
+        last_error: AmbiguousWriteError | None = None
+        for _ in range(MAX_POST_TRIES):
+            try:
+                started = self._clock()
+                data = self._intercom.reply(
+                    conversation_id,
+                    admin_id=self.admin_id,
+                    body_html=body,
+                    message_type=message_type,
+                )
+                after = replace(Conversation.from_api(data), fetched_at=started)
+                return self._landed(after, kind, target_part_id), after
+            except AmbiguousWriteError as exc:
+                log.warning(
+                    "conversation %s: %s may have been applied (%s); checking before trying again",
+                    conversation_id,
+                    kind.value,
+                    exc,
+                )
+                last_error = exc
+                after = self.read(conversation_id)
+                landed = self._landed(after, kind, target_part_id)
+                if landed is not None:
+                    return landed, after
+        assert last_error is not None
+        raise last_error
+
+    def _landed(
+        self, conversation: Conversation, kind: PostKind, target_part_id: str
+    ) -> Message | None:
+        if kind == PostKind.REPLY:
+            return conversation.our_reply_after(target_part_id, self.admin_id)
+        return conversation.our_note_after(target_part_id, self.admin_id)
+
+    def _done(
+        self,
+        record: ConversationRecord,
+        kind: PostKind,
+        part: Message | None,
+        conversation: Conversation,
+        *,
+        recovered: bool = False,
+        decision: Decision | None = None,
+        draft: Draft | None = None,
+    ) -> Outcome:
+        reason = decision.reason if decision else "found our own part after a restart"
+        ai_replies = recent_ai_replies(record, self._clock())
+        if kind == PostKind.REPLY:
+            ai_replies.append(part.created_at if part and part.created_at else self._clock())
+        self._store.put(record.sent(kind, part, conversation, reason=reason, ai_replies=ai_replies))
+        if kind == PostKind.HANDOFF:
+            self._assign(conversation.id)
+        self._count(kind, decision, recovered)
+        status = Status.RECOVERED if recovered else _STATUSES[kind]
+        return Outcome(conversation.id, status, reason, decision, draft)
+
+    def _assign(self, conversation_id: str) -> None:
+        """Put the conversation in a person's inbox; assignments are safe to repeat."""
+        targets = (("team", self._handoff.team_id), ("admin", self._handoff.admin_id))
+        for assignee_type, assignee in targets:
+            if not assignee:
+                continue
+            try:
+                self._intercom.assign(
+                    conversation_id,
+                    admin_id=self.admin_id,
+                    assignee_type=assignee_type,
+                    assignee_id=assignee,
+                )
+            except IntercomError as exc:
+                log.warning(
+                    "conversation %s: handed off, but assigning it to %s %s failed: %s",
+                    conversation_id,
+                    assignee_type,
+                    assignee,
+                    exc,
+                )
+
+    def _mark_read(self, conversation_id: str) -> None:
+        try:
+            self._intercom.mark_read(conversation_id)
+        except IntercomError as exc:
+            log.warning(
+                "conversation %s: replied, but marking it read failed: %s", conversation_id, exc
+            )
+
+    def _count(self, kind: PostKind, decision: Decision | None, recovered: bool) -> None:
+        if self._metrics is None:
+            return
+        rule = decision.rule if decision is not None else ""
+        if kind == PostKind.REPLY:
+            reviewed = rule if rule in ("approved", "edited") else "ai"
+            self._metrics.replies_sent.labels(source="recovered" if recovered else reviewed).inc()
+        elif kind == PostKind.NOTE:
+            self._metrics.review_notes.inc()
+        else:
+            self._metrics.handoffs.labels(reason=rule or "other").inc()
+
+
+class DryRunSending(Sending):
+    """Shows what would be sent and writes nothing to Intercom (the store keeps it in memory)."""
+
+    def send(
+        self,
+        conversation: Conversation,
+        newest: Message,
+        draft: Draft,
+        decision: Decision,
+        record: ConversationRecord,
+        hits: tuple[MemoryHit, ...] = (),
+    ) -> Outcome:
+        # remembered in memory only, so a long dry run shows each conversation once
+        self._store.put(record.looked_at(conversation, f"dry run: would {decision.action.value}"))
+        return Outcome(conversation.id, Status.DRY_RUN, decision.reason, decision, draft, hits)
+
+    def give_up_note(self, conversation_id: str, attempts: int, reason: str) -> None:
+        return None
+
+    def _assign(self, conversation_id: str) -> None:
+        return None
+
+
+def recent_ai_replies(record: ConversationRecord, now: float) -> list[float]:
+    """When our AI replies in this conversation went out, within MAX_AI_REPLIES_PER_HOUR's hour."""
+    return [t for t in record.ai_replies if now - t < AI_REPLY_WINDOW_SECONDS]
