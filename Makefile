@@ -15,6 +15,7 @@ lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy
+	$(dir $(PYTHON))lint-imports
 
 format:
 	$(PYTHON) -m ruff format .

@@ -1,4 +1,4 @@
-"""`python main.py check`: reach every configured service once and say what to fix.
+"""`python main.py check`: the settings, then each configured service, and what to fix.
 
 One line per check, as soon as it is done::
 

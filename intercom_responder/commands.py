@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from .bootstrap import build_drafter, build_intercom, build_recall, open_answer_memory
 from .core.conversation import Message
 from .core.text import one_line
-from .errors import ExitCode
+from .errors import ExitCode, IntercomResponderError
 
 if TYPE_CHECKING:
     from datetime import date
@@ -223,8 +223,6 @@ def sync(
     settings: Settings, *, since: date | None, limit: int | None, dry_run: bool, out: TextIO
 ) -> int:
     from .adapters.files import StateFileError
-    from .adapters.intercom import IntercomError
-    from .adapters.memory import AnswerMemoryError
     from .flow.sync import HistorySync, SyncProgress
 
     try:
@@ -243,7 +241,7 @@ def sync(
             admin_id=settings.intercom_admin_id,
             out=out,
         ).run(since=since, limit=limit)
-    except (IntercomError, AnswerMemoryError) as exc:
+    except IntercomResponderError as exc:  # Intercom, the memory, a breaker
         print(
             f"intercom-responder: sync stopped: {exc}. What was done is kept; run the same "
             "command again to continue.",

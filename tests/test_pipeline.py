@@ -515,6 +515,29 @@ def test_an_unknown_admin_id_is_a_failure_with_intercoms_reason_not_a_vanished_c
     assert record.last_error is not None and "admin_not_found" in record.last_error
 
 
+def test_a_dry_run_that_finds_a_hand_off_made_before_a_crash_writes_nothing(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    """Recovering a `SENDING` hand-off records it; in a dry run it must not assign anything."""
+    cid = waiting_customer(intercom)
+    customer_part = str(intercom.conversation(cid)["source"]["id"])
+    intercom.admin_writes(
+        cid, ADMIN_ID, f"<p>{NOTE_MARKER} Handed to the team</p>", part_type="note"
+    )
+    app = make_app(dry_run=True, HANDOFF_TEAM_ID="4242")
+    app.store.put(
+        ConversationRecord(
+            cid, State.SENDING, customer_part_id=customer_part, action=PostKind.HANDOFF
+        )
+    )
+
+    [outcome] = app.poller.poll_once().outcomes
+
+    assert outcome.status == "recovered"
+    writes = [r for r in intercom.requests if r.method != "GET" and "/search" not in r.path]
+    assert writes == [] and model.chat_requests == []
+
+
 def test_a_long_dry_run_shows_each_conversation_once(
     intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from intercom_responder.core.conversation import NOTE_MARKER, Conversation
-from intercom_responder.core.triage import Rules, assess, skip_from_summary
+from intercom_responder.core.triage import Rules, SkipCode, assess, recheck, skip_from_summary
 from tests.builders import ADMIN_ID, T0, conversation, part
 
 RULES = Rules(admin_id=ADMIN_ID, debounce_seconds=15, max_message_age_seconds=24 * 3600)
@@ -121,3 +121,31 @@ def test_a_read_in_the_same_second_as_a_change_is_not_trusted() -> None:
     same_second_read = NOW - 10 + 0.4
     assert skip_from_summary(summary(), NOW - 10, same_second_read, RULES, NOW) is None
     assert skip_from_summary(summary(), NOW - 10, None, RULES, NOW) is None
+
+
+def test_a_recheck_says_whether_the_draft_is_still_wanted() -> None:
+    drafted = judge(conversation())
+    assert drafted.newest is not None
+    part_id = drafted.newest.part_id
+
+    same = recheck(Conversation.from_api(conversation()), RULES, NOW, part_id)
+    assert same.current and not same.customer_wrote_again
+
+    wrote = conversation(part("2", "<p>one more thing</p>", at=NOW - 30))
+    again = recheck(Conversation.from_api(wrote), RULES, NOW, part_id)
+    assert not again.current and again.customer_wrote_again
+    assert again.stale_reason() == "the customer wrote again since the draft"
+
+    answered = conversation(part("2", "<p>done</p>", author_type="admin", author_id="555"))
+    teammate = recheck(Conversation.from_api(answered), RULES, NOW, part_id)
+    assert teammate.assessment.skip is not None
+    assert teammate.assessment.skip.code is SkipCode.ANSWERED
+    assert teammate.stale_reason() == "a teammate answered since the draft"
+
+    closed = recheck(Conversation.from_api(conversation(state="closed")), RULES, NOW, part_id)
+    assert not closed.current and closed.stale_reason() == "conversation is closed"
+
+    later = NOW + 25 * 3600  # the same message, now past MAX_MESSAGE_AGE_HOURS
+    old = recheck(Conversation.from_api(conversation()), RULES, later, part_id)
+    assert not old.current and not old.customer_wrote_again
+    assert old.assessment.skip is not None and old.assessment.skip.code is SkipCode.TOO_OLD

@@ -120,7 +120,11 @@ class Conversation:
         return pending
 
     def messages_after(self, part_id: str) -> list[Message]:
-        """Messages after the part `part_id`; all of them if it is not in the window."""
+        """Messages after the part `part_id`; none when that part is not among them.
+
+        An unknown part (or one older than the 500 newest parts Intercom returns) gives an
+        empty list, so nothing is taken for an answer to it.
+        """
         for index, message in enumerate(self.messages):
             if message.part_id == part_id:
                 return list(self.messages[index + 1 :])

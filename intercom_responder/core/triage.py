@@ -171,15 +171,14 @@ class Recheck:
     drafted_for: str  # the customer part the draft answers
 
     @property
-    def same_message(self) -> bool:
-        """The newest customer message is still the one the draft answers."""
-        newest = self.assessment.newest
-        return newest is not None and newest.part_id == self.drafted_for
-
-    @property
     def current(self) -> bool:
-        """The draft may go out: same message, and nothing says leave it alone."""
-        return self.same_message and self.assessment.skip is None
+        """The draft may go out: the message it answers is still the newest, nothing to skip."""
+        newest = self.assessment.newest
+        return (
+            newest is not None
+            and newest.part_id == self.drafted_for
+            and self.assessment.skip is None
+        )
 
     @property
     def customer_wrote_again(self) -> bool:

@@ -18,12 +18,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..adapters.breaker import CircuitOpenError
-from ..adapters.intercom import IntercomClient, IntercomError
+from ..adapters.intercom import IntercomClient
 from ..adapters.store import StateStore
 from ..core.records import PARKABLE_STATES, ConversationRecord, State
 from ..core.triage import Rules, skip_from_summary
 from ..defaults import OVERLAP_SECONDS, POLL_INTERVAL, SESSION_TTL_HOURS
+from ..errors import IntercomResponderError
 from .outcome import Outcome, Status
 from .pipeline import Pipeline
 
@@ -163,7 +163,7 @@ class Poller:
                 if self._park_until_debounced(conversation_id, record, updated_at, now):
                     continue
                 candidates[conversation_id] = None
-        except (IntercomError, CircuitOpenError) as exc:
+        except IntercomResponderError as exc:  # Intercom failing, or its breaker open
             search_error = f"search failed: {exc}"
             log.error("%s", search_error)
         for record in self._store.due(now):

@@ -32,6 +32,7 @@ from ..core.slack_blocks import (
     quoted,
 )
 from ..core.triage import Recheck, Rules, recheck
+from ..errors import IntercomResponderError
 from .locks import ConversationLocks
 from .outcome import Outcome, Status
 from .sending import Sending
@@ -163,7 +164,7 @@ class ReviewDesk:
                 return f"Nothing to do: this review was already decided ({state})."
             try:
                 return self._carry_out(action, record, review)
-            except (IntercomError, ReviewError) as exc:
+            except IntercomResponderError as exc:  # Intercom, Slack, a breaker
                 log.error(
                     "conversation %s: review %s by %s failed: %s",
                     action.conversation_id,
@@ -179,7 +180,7 @@ class ReviewDesk:
         look = self._sending.recheck(action.conversation_id, review.customer_part_id)
         newest = look.assessment.newest
         if action.kind == REJECT:
-            if newest is not None and look.same_message:
+            if newest is not None and look.current:
                 decision = Decision(
                     Action.HANDOFF,
                     f"the draft was rejected in Slack by {mention(action.user_id)}",
@@ -228,7 +229,7 @@ class ReviewDesk:
                 try:
                     self._expire(current, review)
                     expired += 1
-                except (IntercomError, ReviewError) as exc:
+                except IntercomResponderError as exc:
                     log.error(
                         "conversation %s: review expiry failed: %s", record.conversation_id, exc
                     )
@@ -238,7 +239,7 @@ class ReviewDesk:
         look = self._sending.recheck(record.conversation_id, review.customer_part_id)
         newest = look.assessment.newest
         minutes = self._timeout / 60
-        if newest is not None and look.same_message:
+        if newest is not None and look.current:
             decision = Decision(
                 Action.HANDOFF,
                 f"nobody decided on the review in Slack within {minutes:g} minutes "
