@@ -137,7 +137,7 @@ def build_app(
         store=store,
         rules=rules_for(settings),
         concurrency=settings.concurrency,
-        session_ttl_seconds=settings.session_ttl_hours * 3600,
+        session_ttl_seconds=settings.session_ttl_seconds,
         stopping=stopping,
         maintenance=maintenance,
         metrics=metrics,
@@ -286,7 +286,7 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
     return PipelineSettings(
         rules=rules_for(settings),
         max_attempts=settings.max_attempts,
-        session_ttl_seconds=settings.session_ttl_hours * 3600,
+        session_ttl_seconds=settings.session_ttl_seconds,
     )
 
 
@@ -296,7 +296,7 @@ def rules_for(settings: Settings) -> Rules:
     return Rules(
         admin_id=settings.intercom_admin_id,
         debounce_seconds=settings.debounce_seconds,
-        max_message_age_seconds=settings.max_message_age_hours * 3600,
+        max_message_age_seconds=settings.max_message_age_seconds,
         skip_assigned_to_others=settings.skip_assigned_to_others,
     )
 

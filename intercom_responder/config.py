@@ -75,6 +75,14 @@ class Settings:
     log_format: str = d.LOG_FORMAT
 
     @property
+    def session_ttl_seconds(self) -> float:
+        return self.session_ttl_hours * 3600
+
+    @property
+    def max_message_age_seconds(self) -> float:
+        return self.max_message_age_hours * 3600
+
+    @property
     def slack_enabled(self) -> bool:
         return bool(self.slack_bot_token and self.slack_app_token and self.slack_channel_id)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import Dependency, IntercomResponderError
 from .markup import attachment_labels, html_to_text
+from .text import one_line
 
 CUSTOMER_TYPES = frozenset({"user", "lead", "contact"})
 OUR_SIDE_TYPES = frozenset({"admin", "bot", "team"})
@@ -222,5 +223,4 @@ def _assignee(value: Any) -> str | None:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
+    return one_line(repr(value), 120)
