@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from .adapters.slack import slack_error
 from .bootstrap import build_intercom, open_answer_memory
 from .core.text import Redactor, describe, one_line
-from .defaults import SLACK_TIMEOUT
+from .defaults import MAX_LISTED, SLACK_TIMEOUT
 from .errors import ExitCode
 
 if TYPE_CHECKING:
@@ -41,9 +41,6 @@ if TYPE_CHECKING:
 OK = "OK"
 FAIL = "FAIL"
 SKIP = "SKIP"
-
-#: Teammates shown when INTERCOM_ADMIN_ID is wrong, and models when OPENAI_MODEL is.
-MAX_LISTED = 10
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,12 @@ MEMORY_QUERY_CHARS = 2000
 RETRY_BASE_SECONDS = 30.0
 RETRY_MAX_SECONDS = 1800.0
 
+#: Longest answer the daemon will forward; a longer one goes to a person, cut to this.
+MAX_DRAFT_CHARS = 8000
+#: Characters of one message, and of the whole transcript, shown to the model.
+MAX_PROMPT_MESSAGE_CHARS = 4000
+MAX_PROMPT_TRANSCRIPT_CHARS = 12000
+
 # --- guards -----------------------------------------------------------------------------------
 
 #: Failures in a row that open a dependency's circuit breaker, and how long it stays open.
@@ -115,13 +121,23 @@ SLACK_RECONNECT_SECONDS = 30.0
 #: Slack's default of 10 s would leave clicks unanswered that long.
 SLACK_PING_SECONDS = 2.0
 
+# --- check --------------------------------------------------------------------------------
+
+#: Teammates shown when INTERCOM_ADMIN_ID is wrong, and models when OPENAI_MODEL is.
+MAX_LISTED = 10
+
 # --- state file -------------------------------------------------------------------------------
 
 #: The journal is folded into the snapshot once it has this many lines, or as many
 #: lines as there are conversations, whichever is more (and at every start and close).
 COMPACT_MIN_LINES = 1000
 
-# --- sync -------------------------------------------------------------------------------------
+# --- sync and the memory ------------------------------------------------------------------
 
+#: Characters kept of a learned question or answer; longer ones are cut, not skipped.
+MAX_LEARNED_QUESTION_CHARS = 4000
+MAX_LEARNED_ANSWER_CHARS = 4000
+#: Entries per page when listing the Mem0 platform catalogue.
+MEMORY_PAGE_SIZE = 100
 #: Plain progress lines (when the output is not a terminal) at most this often.
 SYNC_PROGRESS_EVERY_SECONDS = 5.0

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from intercom_responder.core.draft import MAX_ANSWER_CHARS, parse_model_reply
+from intercom_responder.core.draft import parse_model_reply
+from intercom_responder.defaults import MAX_DRAFT_CHARS
 
 
 def test_a_good_reply_is_read() -> None:
@@ -60,7 +61,7 @@ def test_a_non_json_reply_keeps_the_text_for_the_human() -> None:
 
 def test_a_runaway_answer_is_cut_and_not_trusted() -> None:
     draft = parse_model_reply(json.dumps({"answer": "x" * 50_000, "confidence": 0.99}))
-    assert len(draft.answer) == MAX_ANSWER_CHARS
+    assert len(draft.answer) == MAX_DRAFT_CHARS
     assert draft.confidence == 0.0 and draft.error
 
 

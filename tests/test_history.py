@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from intercom_responder.core.conversation import Conversation
-from intercom_responder.core.history import MAX_ANSWER_CHARS, qa_pairs
+from intercom_responder.core.history import qa_pairs
+from intercom_responder.defaults import MAX_LEARNED_ANSWER_CHARS
 from tests.builders import ADMIN_ID, T0, conversation, part
 
 TEAMMATE = "555"
@@ -76,4 +77,4 @@ def test_huge_texts_are_cut_not_skipped() -> None:
         part("1", "<p>" + "word " * 5000 + "</p>", author_type="admin", author_id=TEAMMATE),
     )
     [pair] = result.pairs
-    assert len(pair.answer) == MAX_ANSWER_CHARS and result.cut == 1
+    assert len(pair.answer) == MAX_LEARNED_ANSWER_CHARS and result.cut == 1

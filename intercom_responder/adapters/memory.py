@@ -45,6 +45,7 @@ from ..defaults import (
     EMBEDDING_DIMS,
     EMBEDDING_MODEL,
     EMBEDDING_RETRIES,
+    MEMORY_PAGE_SIZE,
     MEMORY_TIMEOUT,
     OPENAI_MODEL,
 )
@@ -60,8 +61,6 @@ CATALOGUE_USER_ID = "intercom-responder"
 #: Qdrant collection of the local catalogue.
 COLLECTION_NAME = "verified_answers"
 
-#: Page size when listing the platform catalogue.
-PLATFORM_PAGE_SIZE = 100
 
 _SOURCES = frozenset({"approved", "edited", "sync", "manual"})
 _RESERVED_METADATA = frozenset(
@@ -431,7 +430,7 @@ class PlatformMemory:
     def entries(self, *, limit: int = 1000) -> list[MemoryEntry]:
         if limit <= 0:
             return []
-        page_size = min(limit, PLATFORM_PAGE_SIZE)
+        page_size = min(limit, MEMORY_PAGE_SIZE)
         collected: list[dict[str, Any]] = []
         seen: set[str] = set()
         page = 1

@@ -12,8 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-#: Longest answer the daemon will forward; a runaway model must not flood a customer.
-MAX_ANSWER_CHARS = 8000
+from ..defaults import MAX_DRAFT_CHARS
 
 
 @dataclass(frozen=True)
@@ -83,13 +82,13 @@ def parse_model_reply(content: str | None, *, model: str = "") -> Draft:
             error=f"the model's confidence {confidence!r} is not a number between 0 and 1",
             model=model,
         )
-    if len(answer) > MAX_ANSWER_CHARS:
+    if len(answer) > MAX_DRAFT_CHARS:
         return Draft(
-            answer=answer[:MAX_ANSWER_CHARS],
+            answer=answer[:MAX_DRAFT_CHARS],
             confidence=0.0,
             reasoning=reasoning_text,
             needs_human=needs_human,
-            error=f"the answer is longer than {MAX_ANSWER_CHARS} characters",
+            error=f"the answer is longer than {MAX_DRAFT_CHARS} characters",
             model=model,
         )
     return Draft(

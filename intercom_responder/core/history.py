@@ -13,11 +13,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from ..defaults import MAX_LEARNED_ANSWER_CHARS, MAX_LEARNED_QUESTION_CHARS
 from .conversation import Conversation, Message
-
-#: Characters kept of a question or an answer; longer ones are cut, not skipped.
-MAX_QUESTION_CHARS = 4000
-MAX_ANSWER_CHARS = 4000
 
 _ONLY_ATTACHMENTS = re.compile(r"^(?:\s*\[(?:attachment|image)(?::[^\]]*)?\]\s*)+$")
 
@@ -77,11 +74,11 @@ def _emit(
     if _ONLY_ATTACHMENTS.match(question_text) or _ONLY_ATTACHMENTS.match(answer_text):
         result.skipped["attachments only"] += 1
         return
-    if len(question_text) > MAX_QUESTION_CHARS:
-        question_text = question_text[:MAX_QUESTION_CHARS]
+    if len(question_text) > MAX_LEARNED_QUESTION_CHARS:
+        question_text = question_text[:MAX_LEARNED_QUESTION_CHARS]
         result.cut += 1
-    if len(answer_text) > MAX_ANSWER_CHARS:
-        answer_text = answer_text[:MAX_ANSWER_CHARS]
+    if len(answer_text) > MAX_LEARNED_ANSWER_CHARS:
+        answer_text = answer_text[:MAX_LEARNED_ANSWER_CHARS]
         result.cut += 1
     result.pairs.append(
         QAPair(

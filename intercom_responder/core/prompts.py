@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from ..defaults import MAX_PROMPT_MESSAGE_CHARS, MAX_PROMPT_TRANSCRIPT_CHARS
 from .conversation import Message
 
 SYSTEM_PROMPT = """\
@@ -65,8 +66,6 @@ class KnownAnswer(Protocol):
 
 
 #: Characters of one message kept in the prompt; the newest messages matter most.
-MAX_MESSAGE_CHARS = 4000
-MAX_TRANSCRIPT_CHARS = 12000
 
 
 def build_user_prompt(
@@ -87,7 +86,7 @@ def build_user_prompt(
     lines.append("")
     lines.append("Earlier in this conversation:")
     lines.append(DATA_OPEN)
-    lines.append(_render(earlier, MAX_TRANSCRIPT_CHARS) if earlier else "(nothing earlier)")
+    lines.append(_render(earlier, MAX_PROMPT_TRANSCRIPT_CHARS) if earlier else "(nothing earlier)")
     lines.append(DATA_CLOSE)
     lines.append("")
     lines.append(
@@ -95,7 +94,7 @@ def build_user_prompt(
         "covers all of them:"
     )
     lines.append(DATA_OPEN)
-    lines.append(_render(pending, MAX_TRANSCRIPT_CHARS))
+    lines.append(_render(pending, MAX_PROMPT_TRANSCRIPT_CHARS))
     lines.append(DATA_CLOSE)
     return "\n".join(lines)
 
@@ -112,7 +111,11 @@ def _render_known(known_answers: Sequence[KnownAnswer]) -> str:
 
 
 def _cut(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + " [...cut]"
+    return (
+        text
+        if len(text) <= MAX_PROMPT_MESSAGE_CHARS
+        else text[:MAX_PROMPT_MESSAGE_CHARS] + " [...cut]"
+    )
 
 
 def _render(messages: Sequence[Message], budget: int) -> str:
