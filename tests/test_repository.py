@@ -9,6 +9,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "tests" / "contracts" / "intercom-openapi-2.16.yaml"
 SPEC_SHA256 = "212b09336bf561992d998e6650d4eaacb44aa0a0f02504e398cf10f1cfb9d238"
+#: The folder the developers keep beside the repository; spelled in parts so this file
+#: does not match its own check.
+_BESIDE = "sha" + "red"
+OUTSIDE_PATTERNS = (f"../{_BESIDE}", f'"{_BESIDE}"', f"'{_BESIDE}'")
 
 
 def tracked_files() -> list[Path]:
@@ -23,15 +27,14 @@ def test_the_vendored_openapi_description_is_the_official_file() -> None:
 
 
 def test_no_file_refers_to_a_folder_beside_the_repository() -> None:
-    this_file = Path(__file__).resolve()
     offenders = []
     for path in tracked_files():
-        if path in (this_file, SPEC) or not path.is_file():
+        if path == SPEC or not path.is_file():
             continue
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             continue
-        if "../shared" in text or '"shared"' in text or "'shared'" in text:
+        if any(pattern in text for pattern in OUTSIDE_PATTERNS):
             offenders.append(str(path.relative_to(REPO)))
     assert offenders == []
