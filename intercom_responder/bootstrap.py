@@ -23,11 +23,13 @@ if TYPE_CHECKING:
     from .adapters.responder import Responder
     from .adapters.slack import SlackSocket
     from .adapters.store import StateStore
+    from .adapters.webhook_server import WebhookServer
     from .config import Settings
     from .core.triage import Rules
     from .errors import Dependency
     from .flow.drafting import Drafter
     from .flow.locks import ConversationLocks
+    from .flow.nudges import Nudges
     from .flow.outcome import Outcome
     from .flow.pipeline import Pipeline, PipelineSettings
     from .flow.poller import Poller
@@ -51,18 +53,32 @@ class App:
     metrics: Metrics | None = None
     health: Health | None = None
     health_server: HealthServer | None = None
+    nudges: Nudges | None = None
+    webhook: WebhookServer | None = None
 
-    def start(self, *, serve_health: bool = True) -> None:
-        """Start what runs beside the poll loop: Slack review, /health and /metrics."""
+    def start(self, *, serve_health: bool = True, serve_webhook: bool = True) -> None:
+        """Start what runs beside the poll loop: Slack review, webhooks, /health and /metrics.
+
+        Raises `WebhookStartError` when WEBHOOK_ADDR cannot be listened on.
+        """
         if serve_health and self.settings.health_addr and self.health and self.metrics:
             from .adapters.health import HealthServer
 
             self.health_server = HealthServer(self.settings.health_addr, self.health, self.metrics)
             self.health_server.start()
+        if serve_webhook and self.nudges is not None:
+            self.webhook = build_webhook(self.settings, self.nudges, self.metrics)
+            self.nudges.start()
+            self.webhook.start()
         if self.slack is not None:
             self.slack.start()
 
     def close(self) -> None:
+        if self.webhook is not None:
+            self.webhook.stop()
+            self.webhook = None
+        if self.nudges is not None:
+            self.nudges.stop()
         if self.health_server is not None:
             self.health_server.stop()
             self.health_server = None
@@ -88,6 +104,7 @@ def build_app(
     from .errors import Dependency
     from .flow.dead_letters import apply_retry_requests
     from .flow.locks import ConversationLocks
+    from .flow.nudges import Nudges
     from .flow.pipeline import Pipeline
     from .flow.poller import Poller
 
@@ -145,9 +162,49 @@ def build_app(
         interval=settings.poll_interval,
         interval_min=settings.poll_interval_min,
         interval_max=settings.poll_interval_max,
+        sweep_interval=settings.sweep_interval,
+    )
+    nudges = (
+        Nudges(
+            pipeline=pipeline,
+            store=store,
+            debounce_seconds=settings.debounce_seconds,
+            concurrency=settings.concurrency,
+        )
+        if settings.webhook_addr
+        else None
     )
     return App(
-        settings, store, intercom, pipeline, poller, stopping, recall, desk, slack, metrics, health
+        settings,
+        store,
+        intercom,
+        pipeline,
+        poller,
+        stopping,
+        recall,
+        desk,
+        slack,
+        metrics,
+        health,
+        nudges=nudges,
+    )
+
+
+def build_webhook(
+    settings: Settings, nudges: Nudges, metrics: Metrics | None = None
+) -> WebhookServer:
+    from .adapters.webhook_server import WebhookServer
+
+    assert settings.intercom_client_secret  # load_settings requires it with WEBHOOK_ADDR
+    return WebhookServer(
+        settings.webhook_addr,
+        secret=settings.intercom_client_secret,
+        on_notification=nudges.notify,
+        on_request=(
+            (lambda outcome: metrics.webhook_requests.labels(outcome=outcome).inc())
+            if metrics is not None
+            else None
+        ),
     )
 
 
@@ -231,7 +288,8 @@ def build_intercom(
         breaker=breaker,
         on_call=metrics.intercom_calls.inc if metrics is not None else None,
         on_rate_limit_wait=metrics.rate_limit_waited if metrics is not None else None,
-        pool_size=settings.concurrency + 4,  # workers, the review desk and the poll itself
+        # the poll's and the webhook's workers, the review desk and the poll itself
+        pool_size=settings.concurrency * (2 if settings.webhook_addr else 1) + 4,
     )
 
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 def run_daemon(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> int:
     """The daemon: poll until stopped (SIGTERM or Ctrl-C), or once with `--once`."""
     from .adapters.files import StateFileError
+    from .adapters.webhook_server import WebhookStartError
     from .bootstrap import build_app
 
     log = logging.getLogger("intercom_responder")
@@ -42,7 +43,12 @@ def run_daemon(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) ->
         print(f"intercom-responder: {exc}", file=sys.stderr)
         return ExitCode.STATE
     _install_signal_handlers(app.stopping)
-    app.start(serve_health=not once)
+    try:
+        app.start(serve_health=not once, serve_webhook=not once)
+    except WebhookStartError as exc:
+        print(f"intercom-responder: {exc}", file=sys.stderr)
+        app.close()
+        return ExitCode.CONFIG
     mode = " (dry run: nothing is written)" if dry_run else ""
     log.info(
         "intercom-responder starting%s: Intercom %s as admin %s, model %s, state %s",

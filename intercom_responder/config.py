@@ -45,6 +45,9 @@ class Settings:
     poll_interval_min: float = d.POLL_INTERVAL_MIN
     poll_interval_max: float = d.POLL_INTERVAL_MAX
     health_addr: str = d.HEALTH_ADDR
+    webhook_addr: str = ""
+    intercom_client_secret: str | None = None
+    sweep_interval: float = d.SWEEP_INTERVAL
     debounce_seconds: float = d.DEBOUNCE_SECONDS
     concurrency: int = d.CONCURRENCY
     state_file: Path = Path(d.STATE_FILE)
@@ -88,9 +91,15 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Values that must never reach a log line."""
-        return [
-            s for s in (self.intercom_access_token, self.openai_api_key, self.mem0_api_key) if s
-        ]
+        values = (
+            self.intercom_access_token,
+            self.openai_api_key,
+            self.mem0_api_key,
+            self.intercom_client_secret,
+            self.slack_bot_token,
+            self.slack_app_token,
+        )
+        return [s for s in values if s]
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -126,6 +135,9 @@ def load_settings(
         poll_interval_min=reader.get("POLL_INTERVAL_MIN", d.POLL_INTERVAL_MIN, _number(1, 86400)),
         poll_interval_max=reader.get("POLL_INTERVAL_MAX", d.POLL_INTERVAL_MAX, _number(1, 86400)),
         health_addr=reader.get("HEALTH_ADDR", d.HEALTH_ADDR, _address, allow_empty=True),
+        webhook_addr=reader.get("WEBHOOK_ADDR", "", _address),
+        intercom_client_secret=reader.get("INTERCOM_CLIENT_SECRET", None, _nonempty),
+        sweep_interval=reader.get("SWEEP_INTERVAL", d.SWEEP_INTERVAL, _sweep_interval),
         debounce_seconds=reader.get("DEBOUNCE_SECONDS", d.DEBOUNCE_SECONDS, _number(0, 3600)),
         concurrency=reader.get("CONCURRENCY", d.CONCURRENCY, _integer(1, 64)),
         state_file=reader.get("STATE_FILE", Path(d.STATE_FILE), _path),
@@ -166,6 +178,7 @@ def load_settings(
         log_format=reader.get("LOG_FORMAT", d.LOG_FORMAT, _choice(("text", "json"))),
     )
     _check_slack_complete(settings)
+    _check_webhook_complete(settings)
     return _resolve_intervals(settings, reader)
 
 
@@ -201,6 +214,16 @@ def _resolve_intervals(settings: Settings, reader: _Reader) -> Settings:
             f"POLL_INTERVAL_MAX ({high:g}) (got {interval:g})",
         )
     return replace(settings, poll_interval=interval, poll_interval_min=low, poll_interval_max=high)
+
+
+def _check_webhook_complete(settings: Settings) -> None:
+    """A receiver that cannot check signatures would act on anyone's requests."""
+    if settings.webhook_addr and not settings.intercom_client_secret:
+        raise ConfigError(
+            "INTERCOM_CLIENT_SECRET",
+            "is required because WEBHOOK_ADDR is set: it checks that notifications come "
+            "from Intercom (Developer Hub -> your app -> Basic information -> Client secret)",
+        )
 
 
 def _check_slack_complete(settings: Settings) -> None:
@@ -275,6 +298,14 @@ def _address(raw: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError("must be HOST:PORT such as 127.0.0.1:8000, or empty to switch it off")
     return raw
+
+
+def _sweep_interval(raw: str) -> float:
+    """Seconds between sweeps; 0 switches them off."""
+    value = _number(0, 86400)(raw)
+    if 0 < value < 60:
+        raise ValueError("must be 0 (off) or at least 60 seconds")
+    return value
 
 
 def _numeric_id(raw: str) -> str:

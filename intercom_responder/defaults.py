@@ -21,6 +21,8 @@ POLL_INTERVAL = 60.0
 POLL_INTERVAL_MIN = 15.0
 POLL_INTERVAL_MAX = 300.0
 HEALTH_ADDR = "127.0.0.1:8000"
+#: Seconds between sweeps: searches without the `waiting_since` filter (0: off).
+SWEEP_INTERVAL = 900.0
 DEBOUNCE_SECONDS = 15.0
 CONCURRENCY = 4
 STATE_FILE = "sessions.json"

@@ -185,3 +185,42 @@ def test_explicit_values_that_conflict_name_both_variables(
     assert other in message
     assert f"(got {env[variable]})" in message
     assert "\n" not in message
+
+
+def test_slack_tokens_and_the_client_secret_are_masked_too() -> None:
+    settings = load_settings(
+        {
+            **BASE,
+            "SLACK_BOT_TOKEN": "xoxb-bot-token-789",
+            "SLACK_APP_TOKEN": "xapp-app-token-012",
+            "SLACK_CHANNEL_ID": "C0123ABCD",
+            "WEBHOOK_ADDR": "127.0.0.1:8001",
+            "INTERCOM_CLIENT_SECRET": "client-secret-345",
+        }
+    )
+    assert set(settings.secrets()) == {
+        "tok-secret-123",
+        "sk-secret-456",
+        "xoxb-bot-token-789",
+        "xapp-app-token-012",
+        "client-secret-345",
+    }
+
+
+def test_a_webhook_needs_the_client_secret() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**BASE, "WEBHOOK_ADDR": "0.0.0.0:8001"})
+    assert caught.value.variable == "INTERCOM_CLIENT_SECRET"
+    assert "WEBHOOK_ADDR" in str(caught.value)
+    settings = load_settings({**BASE, "INTERCOM_CLIENT_SECRET": "s3cret-value"})
+    assert settings.webhook_addr == "" and settings.sweep_interval == 900
+
+
+@pytest.mark.parametrize(("raw", "ok"), [("0", True), ("60", True), ("30", False), ("x", False)])
+def test_the_sweep_interval_is_off_or_at_least_a_minute(raw: str, ok: bool) -> None:
+    env = {**BASE, "SWEEP_INTERVAL": raw}
+    if ok:
+        assert load_settings(env).sweep_interval == float(raw)
+    else:
+        with pytest.raises(ConfigError, match="SWEEP_INTERVAL"):
+            load_settings(env)

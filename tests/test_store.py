@@ -159,7 +159,19 @@ def test_the_documented_example_file_loads(tmp_path: Path) -> None:
     (tmp_path / "sessions.json").write_text(json.dumps(document))
     with StateStore(tmp_path / "sessions.json", read_only=True) as store:
         assert store.cursor == document["cursor"]["updated_at"]
+        assert store.sweep_cursor == document["cursor"]["sweep_updated_at"]
         assert len(store) == len(document["conversations"])
+
+
+def test_the_sweep_cursor_survives_a_crash_and_a_clean_stop(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.json"
+    store = StateStore(path)
+    store.set_sweep_cursor(456)
+    store._lock_file.close()  # the process dies: the change is only in the journal
+    with StateStore(path) as again:
+        assert again.sweep_cursor == 456 and again.cursor is None
+    document = json.loads(path.read_text())  # folded into the snapshot at the clean stop
+    assert document["cursor"] == {"updated_at": None, "sweep_updated_at": 456}
 
 
 def test_a_crash_leaves_changes_in_the_journal_and_the_next_start_has_them(

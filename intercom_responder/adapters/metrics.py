@@ -42,6 +42,15 @@ class Metrics:
         self.dead_letters = Counter(
             f"{prefix}_dead_letters", "Messages given up after MAX_ATTEMPTS", registry=r
         )
+        self.webhook_requests = Counter(
+            f"{prefix}_webhook_requests",
+            "Webhook requests by outcome (accepted, bad_signature, bad_body, too_large)",
+            ["outcome"],
+            registry=r,
+        )
+        self.sweeps = Counter(
+            f"{prefix}_sweeps", "Searches without the waiting_since filter", registry=r
+        )
         self.intercom_calls = Counter(f"{prefix}_intercom_calls", "Intercom API calls", registry=r)
         self.rate_limit_waits = Counter(
             f"{prefix}_intercom_rate_limit_waits", "Waits for Intercom's rate limit", registry=r

@@ -40,7 +40,8 @@ FORMAT_VERSION = 1
 
 @dataclass
 class _Data:
-    cursor: int | None = None
+    cursor: int | None = None  # the poll's search: newest updated_at it saw
+    sweep_cursor: int | None = None  # the same for the sweep (no waiting_since filter)
     conversations: dict[str, ConversationRecord] = field(default_factory=dict)
 
 
@@ -140,11 +141,15 @@ class StateStore:
         updated_at = cursor.get("updated_at")
         if updated_at is not None and not isinstance(updated_at, int):
             raise ValueError("'cursor.updated_at' is not a whole number")
+        swept = cursor.get("sweep_updated_at")
+        if swept is not None and not isinstance(swept, int):
+            raise ValueError("'cursor.sweep_updated_at' is not a whole number")
         conversations = document.get("conversations", {})
         if not isinstance(conversations, dict):
             raise ValueError("'conversations' is not an object")
         return _Data(
             cursor=updated_at,
+            sweep_cursor=swept,
             conversations={
                 str(cid): ConversationRecord.from_json(str(cid), entry)
                 for cid, entry in conversations.items()
@@ -249,6 +254,18 @@ class StateStore:
             self._data.cursor = updated_at
             self._write([{"cursor": updated_at}])
 
+    @property
+    def sweep_cursor(self) -> int | None:
+        with self._lock:
+            return self._data.sweep_cursor
+
+    def set_sweep_cursor(self, updated_at: int) -> None:
+        with self._lock:
+            if self._data.sweep_cursor == updated_at:
+                return
+            self._data.sweep_cursor = updated_at
+            self._write([{"sweep_cursor": updated_at}])
+
     def prune(self, ttl_seconds: float) -> int:
         """Forget finished conversations and sessions older than `ttl_seconds`.
 
@@ -273,7 +290,7 @@ class StateStore:
     def _document(self) -> dict[str, Any]:
         return {
             "version": FORMAT_VERSION,
-            "cursor": {"updated_at": self._data.cursor},
+            "cursor": _cursor_document(self._data),
             "conversations": {
                 cid: record.to_json() for cid, record in self._data.conversations.items()
             },
@@ -341,9 +358,21 @@ class StateStore:
         elif "delete" in change:
             self._data.conversations.pop(str(change["delete"]), None)
         elif "cursor" in change:
-            cursor = change["cursor"]
-            if cursor is not None and not isinstance(cursor, int):
-                raise ValueError("cursor is not a whole number")
-            self._data.cursor = cursor
+            self._data.cursor = _whole_or_none(change["cursor"], "cursor")
+        elif "sweep_cursor" in change:
+            self._data.sweep_cursor = _whole_or_none(change["sweep_cursor"], "sweep_cursor")
         else:
             raise ValueError(f"unknown change {sorted(change)}")
+
+
+def _cursor_document(data: _Data) -> dict[str, int | None]:
+    document: dict[str, int | None] = {"updated_at": data.cursor}
+    if data.sweep_cursor is not None:
+        document["sweep_updated_at"] = data.sweep_cursor
+    return document
+
+
+def _whole_or_none(value: Any, what: str) -> int | None:
+    if value is not None and not isinstance(value, int):
+        raise ValueError(f"{what} is not a whole number")
+    return value

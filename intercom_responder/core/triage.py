@@ -105,8 +105,13 @@ def skip_from_summary(
     seen_at: float | None,
     rules: Rules,
     now: float,
+    *,
+    trust_waiting_since: bool = True,
 ) -> Skip | None:
     """Why a search result needs no fetch, or None when it must be read in full.
+
+    `trust_waiting_since=False` (the sweep) reads a result although `waiting_since` says
+    nobody waits: Intercom does not promise it is set for every waiting customer.
 
     Search results carry no conversation parts, but `waiting_since` (null when the last
     reply came from our side), `state` and the assignee are enough to leave most open
@@ -121,7 +126,7 @@ def skip_from_summary(
     state = summary.get("state") or ("open" if summary.get("open") else "closed")
     if state != "open":
         return Skip(SkipCode.NOT_OPEN, f"conversation is {state}")
-    if not summary.get("waiting_since"):
+    if trust_waiting_since and not summary.get("waiting_since"):
         return Skip(SkipCode.NOBODY_WAITING, "no customer is waiting")
     other = _assigned_to_someone_else(summary.get("admin_assignee_id"), rules)
     if other:

@@ -44,6 +44,7 @@ class CycleResult:
     completed: bool = True  # the search went through and every conversation was recorded
     intercom_calls: int = 0
     seconds: float = 0.0
+    swept: bool = False  # this cycle also ran the sweep
 
     def counts(self) -> Counter[str]:
         return Counter(outcome.status for outcome in self.outcomes)
@@ -67,7 +68,13 @@ class Poller:
         interval: float = POLL_INTERVAL,
         interval_min: float | None = None,
         interval_max: float | None = None,
+        sweep_interval: float = 0.0,
     ) -> None:
+        self._sweep_interval = sweep_interval
+        # The first sweep comes SWEEP_INTERVAL after the start (a restart does not make a
+        # burst of reads); without a sweep cursor it starts where polling stood at start.
+        self._last_sweep = clock()
+        self._sweep_start = store.cursor
         self._maintenance = tuple(maintenance)
         self._metrics = metrics
         self._health = health
@@ -85,16 +92,11 @@ class Poller:
         self._running = threading.Lock()
 
     def search_query(self, now: float) -> dict[str, Any]:
-        cursor = self._store.cursor
-        if cursor is None:
-            since = int(now - self._rules.max_message_age_seconds)
-        else:
-            since = cursor - OVERLAP_SECONDS
+        """Open conversations a customer waits in, changed since the cursor."""
         return {
             "operator": "AND",
             "value": [
-                {"field": "updated_at", "operator": ">", "value": since},
-                {"field": "state", "operator": "=", "value": "open"},
+                *self._since_filters(self._store.cursor, now),
                 # null when our side spoke last: conversations we (or a teammate) just
                 # answered drop out of the results, so a burst of replies is not paged
                 # through again by the idle polls after it
@@ -102,15 +104,34 @@ class Poller:
             ],
         }
 
-    def poll_once(self) -> CycleResult:
-        """One cycle. A cycle still running when the next is due is not doubled."""
+    def sweep_query(self, now: float) -> dict[str, Any]:
+        """The same without `waiting_since`, which Intercom does not promise is always set."""
+        cursor = self._store.sweep_cursor
+        if cursor is None:
+            cursor = self._sweep_start
+        return {"operator": "AND", "value": self._since_filters(cursor, now)}
+
+    def _since_filters(self, cursor: int | None, now: float) -> list[dict[str, Any]]:
+        since = int(now - self._rules.max_message_age_seconds) if cursor is None else cursor
+        if cursor is not None:
+            since -= OVERLAP_SECONDS
+        return [
+            {"field": "updated_at", "operator": ">", "value": since},
+            {"field": "state", "operator": "=", "value": "open"},
+        ]
+
+    def poll_once(self, *, sweep: bool | None = None) -> CycleResult:
+        """One cycle. A cycle still running when the next is due is not doubled.
+
+        `sweep`: None sweeps when SWEEP_INTERVAL has passed, True sweeps now, False not.
+        """
         if not self._running.acquire(blocking=False):
             log.warning("previous poll still running; skipping this one")
             return CycleResult(ok=True, error="previous poll still running")
         started = time.monotonic()
         calls_before = self._intercom.calls
         try:
-            result = self._poll()
+            result = self._poll(self._sweep_due() if sweep is None else sweep)
         finally:
             self._running.release()
         result.intercom_calls = self._intercom.calls - calls_before
@@ -122,8 +143,9 @@ class Poller:
         )
         log.log(
             logging.INFO if result.ok else logging.WARNING,
-            "poll %s: %d changed, %d read: %s (%d Intercom calls, %.1f s)%s",
+            "poll %s%s: %d changed, %d read: %s (%d Intercom calls, %.1f s)%s",
             "done" if result.ok else "failed",
+            " with a sweep" if result.swept else "",
             result.found,
             result.read,
             summary,
@@ -134,38 +156,25 @@ class Poller:
         )
         return result
 
-    def _poll(self) -> CycleResult:
+    def _poll(self, sweep: bool) -> CycleResult:
         now = self._clock()
-        query = self.search_query(now)
-        cursor = self._store.cursor
-        newest_seen = cursor or 0
         candidates: dict[str, None] = {}
         found: set[str] = set()
-        search_error: str | None = None
-        try:
-            for summary in self._intercom.search_conversations(query):
-                conversation_id = str(summary.get("id") or "")
-                if not conversation_id or conversation_id in found:
-                    continue
-                found.add(conversation_id)
-                updated_at = _int(summary.get("updated_at"))
-                newest_seen = max(newest_seen, updated_at)
-                record = self._store.get(conversation_id)
-                skip = skip_from_summary(
-                    summary,
-                    record.seen_updated_at if record else None,
-                    record.seen_at if record else None,
-                    self._rules,
-                    now,
-                )
-                if skip is not None:
-                    continue
-                if self._park_until_debounced(conversation_id, record, updated_at, now):
-                    continue
-                candidates[conversation_id] = None
-        except IntercomResponderError as exc:  # Intercom failing, or its breaker open
-            search_error = f"search failed: {exc}"
-            log.error("%s", search_error)
+        cursor = self._store.cursor
+        newest_seen, search_error = self._scan(
+            self.search_query(now), cursor, now, found, candidates, trust_waiting_since=True
+        )
+        swept_to: int | None = None
+        if sweep:
+            swept_to, sweep_error = self._scan(
+                self.sweep_query(now),
+                self._store.sweep_cursor,
+                now,
+                found,
+                candidates,
+                trust_waiting_since=False,
+            )
+            search_error = search_error or sweep_error
         for record in self._store.due(now):
             candidates.setdefault(record.conversation_id, None)
 
@@ -175,8 +184,13 @@ class Poller:
         # cursor stays, so the next start finds them again.
         # The cursor follows Intercom's own clock (the newest updated_at seen), never
         # ours: a conversation that reaches the search index late is still found.
-        if ok and not self.stopping.is_set() and newest_seen and newest_seen != cursor:
-            self._store.set_cursor(newest_seen)
+        if ok and not self.stopping.is_set():
+            if newest_seen and newest_seen != cursor:
+                self._store.set_cursor(newest_seen)
+            if sweep:
+                self._last_sweep = now
+                if swept_to:
+                    self._store.set_sweep_cursor(swept_to)
         self._store.prune(self._session_ttl)
         for task in self._maintenance:
             try:
@@ -194,7 +208,54 @@ class Poller:
             outcomes=outcomes,
             error=error,
             completed=ok,
+            swept=sweep,
         )
+
+    def _scan(
+        self,
+        query: dict[str, Any],
+        cursor: int | None,
+        now: float,
+        found: set[str],
+        candidates: dict[str, None],
+        *,
+        trust_waiting_since: bool,
+    ) -> tuple[int, str | None]:
+        """Walk one search: (newest updated_at seen, the error if the search failed).
+
+        Results already found by an earlier search of this cycle are not looked at again.
+        """
+        newest_seen = cursor or 0
+        try:
+            for summary in self._intercom.search_conversations(query):
+                conversation_id = str(summary.get("id") or "")
+                if not conversation_id or conversation_id in found:
+                    continue
+                found.add(conversation_id)
+                updated_at = _int(summary.get("updated_at"))
+                newest_seen = max(newest_seen, updated_at)
+                record = self._store.get(conversation_id)
+                skip = skip_from_summary(
+                    summary,
+                    record.seen_updated_at if record else None,
+                    record.seen_at if record else None,
+                    self._rules,
+                    now,
+                    trust_waiting_since=trust_waiting_since,
+                )
+                if skip is not None:
+                    continue
+                if self._park_until_debounced(conversation_id, record, updated_at, now):
+                    continue
+                candidates[conversation_id] = None
+        except IntercomResponderError as exc:  # Intercom failing, or its breaker open
+            error = f"{'sweep' if not trust_waiting_since else 'search'} failed: {exc}"
+            log.error("%s", error)
+            return newest_seen, error
+        return newest_seen, None
+
+    def _sweep_due(self) -> bool:
+        return self._sweep_interval > 0 and self._clock() - self._last_sweep >= self._sweep_interval
 
     def _observe(self, result: CycleResult) -> None:
         if self._health is not None:
@@ -202,6 +263,8 @@ class Poller:
         if self._metrics is None:
             return
         self._metrics.polls.inc()
+        if result.swept:
+            self._metrics.sweeps.inc()
         if not result.completed:
             self._metrics.poll_failures.inc()
         self._metrics.conversations_seen.inc(result.read)
