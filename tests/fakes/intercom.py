@@ -342,6 +342,7 @@ class FakeIntercom(LoopbackServer):
         self._window_start: float | None = None
         self._window_count = 0
         self._stopping = threading.Event()
+        self._waiting_hidden: set[str] = set()
         self._fields = _search_fields(self._waiting_since)
         if validate:
             load_spec()
@@ -532,6 +533,12 @@ class FakeIntercom(LoopbackServer):
                 created_at=created_at,
             )
             return str(part["id"])
+
+    def hide_waiting_since(self, conversation_id: str) -> None:
+        """From now on `waiting_since` is null for this conversation (GET, search results and
+        search filters), whoever wrote last: Intercom does not promise it is always set."""
+        with self._lock:
+            self._waiting_hidden.add(self._get_conversation(conversation_id).id)
 
     def set_state(self, conversation_id: str, state: str) -> None:
         if state not in STATES:
@@ -1126,6 +1133,8 @@ class FakeIntercom(LoopbackServer):
         )
 
     def _waiting_since(self, conv: _Conversation) -> int | None:
+        if conv.id in self._waiting_hidden:
+            return None
         comments: Iterator[tuple[str, int]] = (
             (p["author"]["type"], p["created_at"])
             for p in conv.parts
