@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from .adapters.breaker import CircuitBreaker
+    from .adapters.gpt_trainer import GPTTrainerResponder
     from .adapters.health import Health, HealthServer
     from .adapters.intercom import IntercomClient
     from .adapters.memory import AnswerMemory
@@ -113,7 +114,13 @@ def build_app(
     metrics = Metrics()
     breakers = {
         dependency: CircuitBreaker(dependency, on_change=metrics.breaker_changed)
-        for dependency in (Dependency.INTERCOM, Dependency.LLM, Dependency.MEM0, Dependency.SLACK)
+        for dependency in (
+            Dependency.INTERCOM,
+            Dependency.LLM,
+            Dependency.GPT_TRAINER,
+            Dependency.MEM0,
+            Dependency.SLACK,
+        )
     }
     intercom = build_intercom(settings, breaker=breakers[Dependency.INTERCOM], metrics=metrics)
     recall = (
@@ -132,7 +139,11 @@ def build_app(
     pipeline = Pipeline(
         sending=sending,
         drafter=build_drafter(
-            settings, responder, recall, breaker=breakers[Dependency.LLM], metrics=metrics
+            settings,
+            responder,
+            recall,
+            breaker=breakers[responder_dependency(settings)],
+            metrics=metrics,
         ),
         store=store,
         settings=pipeline_settings(settings),
@@ -294,6 +305,9 @@ def build_intercom(
 
 
 def build_responder(settings: Settings) -> Responder:
+    """The configured responder (RESPONDER): the one line per responder is here."""
+    if settings.responder == "gpt-trainer":
+        return build_gpt_trainer(settings)
     from .adapters.responder import OpenAIResponder
 
     return OpenAIResponder(
@@ -302,6 +316,41 @@ def build_responder(settings: Settings) -> Responder:
         base_url=settings.openai_base_url,
         timeout=settings.openai_timeout,
         max_retries=settings.openai_max_retries,
+    )
+
+
+def responder_dependency(settings: Settings) -> Dependency:
+    """Which breaker guards the responder, and how its errors and latency are labelled."""
+    from .errors import Dependency
+
+    return Dependency.GPT_TRAINER if settings.responder == "gpt-trainer" else Dependency.LLM
+
+
+def build_gpt_trainer(settings: Settings) -> GPTTrainerResponder:
+    """GPT Trainer, graded by the OpenAI model when there is a key, else a fixed confidence."""
+    from .adapters.gpt_trainer import GPTTrainerResponder
+    from .adapters.responder import ChatModel, FixedGrader, Grader, OpenAIGrader
+
+    assert settings.gpt_trainer_api_key and settings.gpt_trainer_chatbot_uuid
+    grader: Grader = (
+        OpenAIGrader(
+            ChatModel(
+                api_key=settings.openai_api_key,
+                model=settings.openai_model,
+                base_url=settings.openai_base_url,
+                timeout=settings.openai_timeout,
+                max_retries=settings.openai_max_retries,
+            )
+        )
+        if settings.openai_api_key
+        else FixedGrader(settings.gpt_trainer_confidence)
+    )
+    return GPTTrainerResponder(
+        api_key=settings.gpt_trainer_api_key,
+        chatbot_uuid=settings.gpt_trainer_chatbot_uuid,
+        grader=grader,
+        api_url=settings.gpt_trainer_api_url,
+        timeout=settings.gpt_trainer_timeout,
     )
 
 
@@ -318,10 +367,13 @@ def build_drafter(
     from .core.policy import PolicyRules
     from .flow.drafting import Drafter, DraftingSettings
 
+    label = responder_dependency(settings).value
     model = GuardedResponder(
         responder or build_responder(settings),
         breaker=breaker,
-        on_latency=metrics.llm_latency.observe if metrics is not None else None,
+        on_latency=(
+            metrics.llm_latency.labels(responder=label).observe if metrics is not None else None
+        ),
     )
     return Drafter(
         model,

@@ -57,6 +57,7 @@ def run_checks(settings: Settings, *, out: TextIO) -> int:
     checks: list[tuple[str, Check]] = [
         ("configuration", _configuration),
         ("Intercom", _intercom),
+        ("GPT Trainer", _gpt_trainer),
         ("model", _model),
         ("answer memory", _memory),
         ("Slack", _slack),
@@ -165,7 +166,35 @@ def _admin_listing(client: IntercomClient) -> str:
 # --------------------------------------------------------------------------- model
 
 
+def _gpt_trainer(settings: Settings) -> Iterator[Result]:
+    """Reads the chatbot's own description: no session is made, no message is sent."""
+    if settings.responder != "gpt-trainer":
+        return
+    from .adapters.gpt_trainer import GPTTrainerError
+    from .bootstrap import build_gpt_trainer
+
+    try:
+        chatbot = build_gpt_trainer(settings).chatbot()
+    except GPTTrainerError as exc:
+        yield Result(FAIL, str(exc))
+        return
+    name = chatbot.get("name") or "?"
+    yield Result(
+        OK,
+        f"GPT Trainer: chatbot {settings.gpt_trainer_chatbot_uuid} ({name}) at "
+        f"{settings.gpt_trainer_api_url}; answering a message is not tried (it would go into "
+        "a session)",
+    )
+
+
 def _model(settings: Settings) -> Iterator[Result]:
+    if settings.responder == "gpt-trainer" and not settings.openai_api_key:
+        yield Result(
+            SKIP,
+            "model: not configured (GPT Trainer's answers get GPT_TRAINER_CONFIDENCE "
+            f"{settings.gpt_trainer_confidence:g}; set OPENAI_API_KEY to have them graded)",
+        )
+        return
     import openai
 
     model = settings.openai_model

@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         else:
             settings = load_settings(
                 need_intercom=args.command in ("sync", "check"),
-                need_openai=args.command in ("ask", "check"),
+                need_responder=args.command in ("ask", "check"),
             )
             if args.command in ("memory", "sync") and not (
                 settings.mem0_api_key or settings.openai_api_key

@@ -35,11 +35,17 @@ class Settings:
     intercom_api_base: str = d.INTERCOM_API_BASE
     intercom_api_version: str = d.INTERCOM_API_VERSION
     intercom_timeout: float = d.INTERCOM_TIMEOUT
+    responder: str = d.RESPONDER
     openai_api_key: str = ""
     openai_base_url: str | None = None
     openai_model: str = d.OPENAI_MODEL
     openai_timeout: float = d.OPENAI_TIMEOUT
     openai_max_retries: int = d.OPENAI_MAX_RETRIES
+    gpt_trainer_api_key: str | None = None
+    gpt_trainer_chatbot_uuid: str | None = None
+    gpt_trainer_api_url: str = d.GPT_TRAINER_API_URL
+    gpt_trainer_timeout: float = d.GPT_TRAINER_TIMEOUT
+    gpt_trainer_confidence: float = d.GPT_TRAINER_CONFIDENCE
     confidence_threshold: float = d.CONFIDENCE_THRESHOLD
     poll_interval: float = d.POLL_INTERVAL
     poll_interval_min: float = d.POLL_INTERVAL_MIN
@@ -94,6 +100,7 @@ class Settings:
         values = (
             self.intercom_access_token,
             self.openai_api_key,
+            self.gpt_trainer_api_key,
             self.mem0_api_key,
             self.intercom_client_secret,
             self.slack_bot_token,
@@ -103,18 +110,25 @@ class Settings:
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+RESPONDERS = ("openai", "gpt-trainer")
 
 
 def load_settings(
-    env: Mapping[str, str] | None = None, *, need_intercom: bool = True, need_openai: bool = True
+    env: Mapping[str, str] | None = None,
+    *,
+    need_intercom: bool = True,
+    need_responder: bool = True,
 ) -> Settings:
     """Build `Settings` from `env` (default: the process environment).
 
     Raises `ConfigError` for the first problem found, in the order of the README table.
-    Commands that never talk to Intercom (`ask`, `memory`) pass `need_intercom=False`.
+    Commands that never talk to Intercom (`ask`, `memory`) pass `need_intercom=False`;
+    those that draft no answer (`memory`, `sync`, `dlq`) pass `need_responder=False`.
     """
     env = os.environ if env is None else env
     reader = _Reader(env)
+    responder = reader.get("RESPONDER", d.RESPONDER, _choice(RESPONDERS))
+    gpt_trainer = need_responder and responder == "gpt-trainer"
     settings = Settings(
         intercom_access_token=reader.get(
             "INTERCOM_ACCESS_TOKEN", "", _nonempty, required=need_intercom
@@ -123,11 +137,29 @@ def load_settings(
         intercom_api_base=reader.get("INTERCOM_API_BASE", d.INTERCOM_API_BASE, _url).rstrip("/"),
         intercom_api_version=reader.get("INTERCOM_API_VERSION", d.INTERCOM_API_VERSION, _nonempty),
         intercom_timeout=reader.get("INTERCOM_TIMEOUT", d.INTERCOM_TIMEOUT, _number(0.1, 600)),
-        openai_api_key=reader.get("OPENAI_API_KEY", "", _nonempty, required=need_openai),
+        responder=responder,
+        openai_api_key=reader.get(
+            "OPENAI_API_KEY", "", _nonempty, required=need_responder and responder == "openai"
+        ),
         openai_base_url=reader.get("OPENAI_BASE_URL", None, _url),
         openai_model=reader.get("OPENAI_MODEL", d.OPENAI_MODEL, _nonempty),
         openai_timeout=reader.get("OPENAI_TIMEOUT", d.OPENAI_TIMEOUT, _number(0.1, 3600)),
         openai_max_retries=reader.get("OPENAI_MAX_RETRIES", d.OPENAI_MAX_RETRIES, _integer(0, 10)),
+        gpt_trainer_api_key=reader.get(
+            "GPT_TRAINER_API_KEY", None, _nonempty, required=gpt_trainer
+        ),
+        gpt_trainer_chatbot_uuid=reader.get(
+            "GPT_TRAINER_CHATBOT_UUID", None, _chatbot_uuid, required=gpt_trainer
+        ),
+        gpt_trainer_api_url=reader.get("GPT_TRAINER_API_URL", d.GPT_TRAINER_API_URL, _url).rstrip(
+            "/"
+        ),
+        gpt_trainer_timeout=reader.get(
+            "GPT_TRAINER_TIMEOUT", d.GPT_TRAINER_TIMEOUT, _number(0.1, 3600)
+        ),
+        gpt_trainer_confidence=reader.get(
+            "GPT_TRAINER_CONFIDENCE", d.GPT_TRAINER_CONFIDENCE, _number(0, 1)
+        ),
         confidence_threshold=reader.get(
             "CONFIDENCE_THRESHOLD", d.CONFIDENCE_THRESHOLD, _number(0, 1)
         ),
@@ -179,6 +211,8 @@ def load_settings(
     )
     _check_slack_complete(settings)
     _check_webhook_complete(settings)
+    if need_responder:
+        _check_memory_can_embed(settings)
     return _resolve_intervals(settings, reader)
 
 
@@ -214,6 +248,17 @@ def _resolve_intervals(settings: Settings, reader: _Reader) -> Settings:
             f"POLL_INTERVAL_MAX ({high:g}) (got {interval:g})",
         )
     return replace(settings, poll_interval=interval, poll_interval_min=low, poll_interval_max=high)
+
+
+def _check_memory_can_embed(settings: Settings) -> None:
+    """The local memory embeds through the OpenAI-compatible server: GPT Trainer cannot."""
+    if settings.memory_top_k > 0 and not settings.mem0_api_key and not settings.openai_api_key:
+        raise ConfigError(
+            "OPENAI_API_KEY",
+            "is required for the local answer memory (embeddings) with RESPONDER="
+            f"{settings.responder}; or set MEM0_API_KEY for the Mem0 platform, or "
+            "MEMORY_TOP_K=0 to draft without it",
+        )
 
 
 def _check_webhook_complete(settings: Settings) -> None:
@@ -306,6 +351,12 @@ def _sweep_interval(raw: str) -> float:
     if 0 < value < 60:
         raise ValueError("must be 0 (off) or at least 60 seconds")
     return value
+
+
+def _chatbot_uuid(raw: str) -> str:
+    if not all(c.isalnum() or c in "-_" for c in raw) or len(raw) > 64:
+        raise ValueError("must be the chatbot's uuid (GPT Trainer -> your chatbot -> API)")
+    return raw
 
 
 def _numeric_id(raw: str) -> str:

@@ -13,9 +13,14 @@ from __future__ import annotations
 INTERCOM_API_BASE = "https://api.intercom.io"
 INTERCOM_API_VERSION = "2.16"
 INTERCOM_TIMEOUT = 30.0
+RESPONDER = "openai"
 OPENAI_MODEL = "gpt-4o"
 OPENAI_TIMEOUT = 60.0
 OPENAI_MAX_RETRIES = 2
+GPT_TRAINER_API_URL = "https://app.gpt-trainer.com/api/v1"
+GPT_TRAINER_TIMEOUT = 60.0
+#: GPT Trainer gives no confidence; without OPENAI_API_KEY to grade its answers, this one.
+GPT_TRAINER_CONFIDENCE = 1.0
 CONFIDENCE_THRESHOLD = 0.8
 POLL_INTERVAL = 60.0
 POLL_INTERVAL_MIN = 15.0

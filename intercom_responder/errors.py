@@ -15,7 +15,8 @@ class Dependency(StrEnum):
     """What failed; also the `dependency` label of the error metric."""
 
     INTERCOM = "intercom"
-    LLM = "llm"
+    LLM = "llm"  # the OpenAI-compatible model (drafting, or grading another's answers)
+    GPT_TRAINER = "gpt_trainer"
     MEM0 = "mem0"
     SLACK = "slack"
     STATE = "state"  # the state file and the files beside it

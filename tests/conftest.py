@@ -14,6 +14,7 @@ import pytest
 from intercom_responder.adapters.responder import Responder
 from intercom_responder.bootstrap import App, build_app
 from intercom_responder.config import load_settings
+from tests.fakes.gpt_trainer import FakeGPTTrainer
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -38,6 +39,47 @@ def model() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(api_key=OPENAI_KEY) as fake:
         fake.set_json_reply("You can reset it under Settings > Security.", 0.93, "documented")
         yield fake
+
+
+@pytest.fixture
+def responder_kind() -> str:
+    """The RESPONDER the daemon runs with; a module may run its tests with both."""
+    return "openai"
+
+
+@pytest.fixture
+def gpt_trainer(model: FakeOpenAI) -> Iterator[FakeGPTTrainer]:
+    """A fake GPT Trainer that answers what the fake model is set to answer.
+
+    So a test that sets the model's reply gets the same answer text from either
+    responder; with GPT Trainer the fake model still gives the confidence (grading).
+    """
+    with FakeGPTTrainer() as fake:
+        fake.answer = lambda query, session, earlier: answer_of(model, query)
+        yield fake
+
+
+def answer_of(model: FakeOpenAI, query: str) -> str:
+    """The `answer` the fake model would give to a prompt that is `query`."""
+    import json
+
+    reply = model.reply
+    text = reply({"messages": [{"role": "user", "content": query}]}) if callable(reply) else reply
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    return str(data.get("answer") or "") if isinstance(data, dict) else text
+
+
+def gpt_trainer_env(fake: FakeGPTTrainer) -> dict[str, str]:
+    return {
+        "RESPONDER": "gpt-trainer",
+        "GPT_TRAINER_API_KEY": fake.api_key,
+        "GPT_TRAINER_CHATBOT_UUID": fake.chatbot_uuid,
+        "GPT_TRAINER_API_URL": fake.base_url,
+        "GPT_TRAINER_TIMEOUT": "5",
+    }
 
 
 def daemon_env(
@@ -66,10 +108,17 @@ def daemon_env(
 
 @pytest.fixture
 def make_app(
-    intercom: FakeIntercom, model: FakeOpenAI, tmp_path: Path
+    intercom: FakeIntercom,
+    model: FakeOpenAI,
+    tmp_path: Path,
+    responder_kind: str,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Callable[..., App]]:
     """Build the daemon exactly as `main.py` does, pointed at the fakes."""
     apps: list[App] = []
+    responder_env: dict[str, str] = {}
+    if responder_kind == "gpt-trainer":
+        responder_env = gpt_trainer_env(request.getfixturevalue("gpt_trainer"))
 
     def make(
         *,
@@ -78,7 +127,9 @@ def make_app(
         responder: Responder | None = None,
         **overrides: str,
     ) -> App:
-        settings = load_settings(daemon_env(intercom, model, tmp_path, **overrides))
+        settings = load_settings(
+            daemon_env(intercom, model, tmp_path, **{**responder_env, **overrides})
+        )
         app = build_app(settings, dry_run=dry_run, out=out or io.StringIO(), responder=responder)
         apps.append(app)
         return app

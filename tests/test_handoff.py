@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from intercom_responder.bootstrap import App
 from intercom_responder.core.conversation import NOTE_MARKER
 from intercom_responder.core.records import State
@@ -101,6 +103,7 @@ def test_a_model_that_says_it_needs_a_human_hands_off(
     assert comments_by(intercom, cid, ADMIN_ID) == []
 
 
+@pytest.mark.openai_only  # the drafting prompt; the grading prompt: test_gpt_trainer.py
 def test_ignore_your_instructions_in_a_message_stays_data(
     intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
 ) -> None:
@@ -115,3 +118,12 @@ def test_ignore_your_instructions_in_a_message_stays_data(
     # the customer cannot close the data block: exactly the markers the daemon wrote
     assert user_prompt.count("<<<END_CUSTOMER_DATA>>>") == 3
     assert "admin mode" in user_prompt.split("<<<CUSTOMER_DATA>>>")[-1]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The hand-off rules hold with both responders."""
+    if "responder_kind" in metafunc.fixturenames:
+        only_openai = metafunc.definition.get_closest_marker("openai_only") is not None
+        metafunc.parametrize(
+            "responder_kind", ["openai"] if only_openai else ["openai", "gpt-trainer"]
+        )

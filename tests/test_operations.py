@@ -81,7 +81,7 @@ def test_metrics_move_when_replies_are_sent(
     assert 'intercom_responder_handoffs_total{reason="escalation_keyword"} 1.0' in text
     assert "intercom_responder_polls_total 1.0" in text
     assert "intercom_responder_conversations_seen_total 2.0" in text
-    assert "intercom_responder_llm_latency_seconds_count 2.0" in text
+    assert 'intercom_responder_llm_latency_seconds_count{responder="llm"} 2.0' in text
     assert "intercom_responder_oldest_waiting_message_age_seconds 0.0" in text
     calls = app.metrics.value("intercom_responder_intercom_calls_total")
     assert calls == len(intercom.requests) > 0

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from intercom_responder.adapters.responder import DraftRequest
 from intercom_responder.bootstrap import App
 from intercom_responder.core.conversation import NOTE_MARKER
@@ -160,6 +162,7 @@ def test_skip_rules_leave_conversations_alone(
     assert len(our_comments(intercom, assigned)) == 1
 
 
+@pytest.mark.openai_only  # its twin for GPT Trainer is in test_gpt_trainer.py
 def test_a_teammate_who_answers_during_drafting_wins(
     intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
 ) -> None:
@@ -178,6 +181,7 @@ def test_a_teammate_who_answers_during_drafting_wins(
     assert [p["author"]["id"] for p in intercom.parts(cid, part_type="comment")] == [TEAMMATE_ID]
 
 
+@pytest.mark.openai_only  # its twin for GPT Trainer is in test_gpt_trainer.py
 def test_a_customer_who_writes_during_drafting_gets_one_answer_to_everything(
     intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
 ) -> None:
@@ -314,6 +318,7 @@ def test_one_failing_conversation_does_not_stop_the_others(
     assert record.due_at is not None and record.due_at > time.time()
 
 
+@pytest.mark.openai_only  # its twin for GPT Trainer is in test_gpt_trainer.py
 def test_a_message_that_keeps_failing_is_given_up_with_a_note(
     intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
 ) -> None:
@@ -550,3 +555,11 @@ def test_a_long_dry_run_shows_each_conversation_once(
 
     assert out.getvalue().count(f"conversation {cid}:") == 1
     assert len(model.chat_requests) == 1
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every behaviour here holds with both responders, except where marked `openai_only`."""
+    if "responder_kind" in metafunc.fixturenames:
+        only_openai = metafunc.definition.get_closest_marker("openai_only") is not None
+        kinds = ["openai"] if only_openai else ["openai", "gpt-trainer"]
+        metafunc.parametrize("responder_kind", kinds)

@@ -62,7 +62,8 @@ class Metrics:
         )
         self.llm_latency = Histogram(
             f"{prefix}_llm_latency_seconds",
-            "Time of one draft from the model",
+            "Time of one draft from the responder",
+            ["responder"],
             buckets=(0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128),
             registry=r,
         )

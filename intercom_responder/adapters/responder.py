@@ -1,9 +1,11 @@
-"""The LLM call: a conversation in, a `Draft` with a confidence out.
+"""The responder interface, and the OpenAI one: a conversation in, a `Draft` with a confidence out.
+
+Every responder is a `Responder`: `draft(DraftRequest) -> Draft`. The pipeline knows
+nothing else of it; a responder is one adapter module and a line in `bootstrap`.
 
 Chat Completions through the official `openai` SDK, because every OpenAI-compatible
-server (Azure, Ollama, vLLM, LM Studio...) speaks it. Structured output is asked for
-first; a server that refuses `json_schema` is asked for `json_object`, then for plain
-text, and the first mode that works is remembered.
+server (Azure, Ollama, vLLM, LM Studio...) speaks it. `OpenAIGrader` uses the same model
+to judge an answer another responder wrote (GPT Trainer returns no confidence).
 """
 
 from __future__ import annotations
@@ -11,12 +13,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.conversation import Message
-from ..core.draft import Draft, parse_model_reply
-from ..core.prompts import DRAFT_SCHEMA, SYSTEM_PROMPT, KnownAnswer, build_user_prompt
+from ..core.draft import Draft, Grade, parse_grade, parse_model_reply
+from ..core.prompts import (
+    DRAFT_SCHEMA,
+    GRADE_SCHEMA,
+    GRADE_SYSTEM_PROMPT,
+    SYSTEM_PROMPT,
+    KnownAnswer,
+    build_grade_prompt,
+    build_user_prompt,
+)
 from ..core.text import describe, one_line
 from ..defaults import OPENAI_MAX_RETRIES, OPENAI_TIMEOUT
 from ..errors import Dependency, IntercomResponderError
@@ -43,13 +53,38 @@ class Responder(Protocol):
     def draft(self, request: DraftRequest) -> Draft: ...
 
 
+class Grader(Protocol):
+    """Gives a confidence to an answer a responder without one (GPT Trainer) wrote."""
+
+    def grade(self, request: DraftRequest, answer: str) -> Grade: ...
+
+
+class FixedGrader:
+    """No model to grade with: every answer gets the same confidence (GPT_TRAINER_CONFIDENCE)."""
+
+    def __init__(self, confidence: float) -> None:
+        self._confidence = confidence
+
+    def grade(self, request: DraftRequest, answer: str) -> Grade:
+        return Grade(
+            confidence=self._confidence,
+            reasoning=f"not graded: GPT_TRAINER_CONFIDENCE is {self._confidence:g}",
+        )
+
+
 class ResponderError(IntercomResponderError):
     """The model could not be asked (network, auth, server error): try again later."""
 
     dependency = Dependency.LLM
 
 
-class OpenAIResponder:
+class ChatModel:
+    """One OpenAI-compatible chat model: a system and a user message in, the reply out.
+
+    Structured output is asked for first; a server that refuses `json_schema` is asked
+    for `json_object`, then for plain text, and the first mode that works is remembered.
+    """
+
     def __init__(
         self,
         *,
@@ -59,30 +94,25 @@ class OpenAIResponder:
         timeout: float = OPENAI_TIMEOUT,
         max_retries: int = OPENAI_MAX_RETRIES,
     ) -> None:
-        from openai import OpenAI  # heavy: imported only when a draft is needed
+        from openai import OpenAI  # heavy: imported only when a model is needed
 
         self._client: OpenAI = OpenAI(
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
-        self._model = model
+        self.model = model
         self._where = base_url or "the OpenAI API"
         self._format_index = 0
         self._format_lock = threading.Lock()
 
-    def draft(self, request: DraftRequest) -> Draft:
+    def reply(
+        self, system: str, user: str, schema_name: str, schema: dict[str, Any], *, about: str
+    ) -> tuple[str | None, str | None, float]:
+        """(content, refusal or why there is none, seconds); `ResponderError` if not asked."""
         import openai
 
         messages: list[Any] = [
-            {"role": "system", "content": SYSTEM_PROMPT},
-            {
-                "role": "user",
-                "content": build_user_prompt(
-                    customer_name=request.customer_name,
-                    transcript=request.transcript,
-                    pending=request.pending,
-                    known_answers=request.known_answers,
-                ),
-            },
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
         ]
         started = time.monotonic()
         with self._format_lock:
@@ -91,12 +121,14 @@ class OpenAIResponder:
             mode = RESPONSE_FORMATS[index]
             try:
                 completion = self._client.chat.completions.create(
-                    model=self._model, messages=messages, **_format_arguments(mode)
+                    model=self.model,
+                    messages=messages,
+                    **_format_arguments(mode, schema_name, schema),
                 )
                 break
             except openai.BadRequestError as exc:
                 if index + 1 >= len(RESPONSE_FORMATS):
-                    raise ResponderError(self._describe(request, exc)) from exc
+                    raise ResponderError(self._describe(about, exc)) from exc
                 index += 1
                 log.info(
                     "model server refused response_format %s (%s); trying %s",
@@ -107,39 +139,89 @@ class OpenAIResponder:
                 with self._format_lock:
                     self._format_index = max(self._format_index, index)
             except openai.OpenAIError as exc:
-                raise ResponderError(self._describe(request, exc)) from exc
+                raise ResponderError(self._describe(about, exc)) from exc
         latency = time.monotonic() - started
         choices = getattr(completion, "choices", None) or []
         if not choices:
-            return Draft.unusable("the model returned no choices", model=self._model)
+            return None, "the model returned no choices", latency
         message = choices[0].message
         refusal = getattr(message, "refusal", None)
         if refusal:
-            return Draft.unusable(f"the model refused: {one_line(refusal, 300)}", model=self._model)
-        draft = parse_model_reply(message.content, model=self._model)
-        return Draft(
-            answer=draft.answer,
-            confidence=draft.confidence,
-            reasoning=draft.reasoning,
-            needs_human=draft.needs_human,
-            error=draft.error,
-            model=draft.model,
-            latency_seconds=latency,
+            return None, f"the model refused: {one_line(refusal, 300)}", latency
+        return message.content, None, latency
+
+    def _describe(self, about: str, exc: Exception) -> str:
+        return f"{about}: model {self.model} at {self._where} failed: {describe(exc)}"
+
+
+class OpenAIResponder:
+    """Drafts with an OpenAI-compatible model: the answer and its confidence in one call."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        model: str,
+        base_url: str | None = None,
+        timeout: float = OPENAI_TIMEOUT,
+        max_retries: int = OPENAI_MAX_RETRIES,
+    ) -> None:
+        self._chat = ChatModel(
+            api_key=api_key,
+            model=model,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
         )
 
-    def _describe(self, request: DraftRequest, exc: Exception) -> str:
-        return (
-            f"conversation {request.conversation_id}: model {self._model} at {self._where} "
-            f"failed: {describe(exc)}"
+    def draft(self, request: DraftRequest) -> Draft:
+        user = build_user_prompt(
+            customer_name=request.customer_name,
+            transcript=request.transcript,
+            pending=request.pending,
+            known_answers=request.known_answers,
         )
+        content, problem, latency = self._chat.reply(
+            SYSTEM_PROMPT,
+            user,
+            "draft_reply",
+            DRAFT_SCHEMA,
+            about=f"conversation {request.conversation_id}",
+        )
+        model = self._chat.model
+        if problem is not None:
+            return replace(Draft.unusable(problem, model=model), latency_seconds=latency)
+        return replace(parse_model_reply(content, model=model), latency_seconds=latency)
 
 
-def _format_arguments(mode: str) -> dict[str, Any]:
+class OpenAIGrader:
+    """Judges an answer another responder wrote: a confidence and a reason, one short call."""
+
+    def __init__(self, chat: ChatModel) -> None:
+        self._chat = chat
+
+    def grade(self, request: DraftRequest, answer: str) -> Grade:
+        user = build_grade_prompt(
+            pending=request.pending, answer=answer, known_answers=request.known_answers
+        )
+        content, problem, _ = self._chat.reply(
+            GRADE_SYSTEM_PROMPT,
+            user,
+            "grade_reply",
+            GRADE_SCHEMA,
+            about=f"conversation {request.conversation_id} (grading)",
+        )
+        if problem is not None:
+            return Grade(confidence=0.0, error=f"the grade is unusable: {problem}")
+        return parse_grade(content)
+
+
+def _format_arguments(mode: str, name: str, schema: dict[str, Any]) -> dict[str, Any]:
     if mode == "json_schema":
         return {
             "response_format": {
                 "type": "json_schema",
-                "json_schema": {"name": "draft_reply", "strict": True, "schema": DRAFT_SCHEMA},
+                "json_schema": {"name": name, "strict": True, "schema": schema},
             }
         }
     if mode == "json_object":

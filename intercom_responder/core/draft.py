@@ -34,10 +34,18 @@ class Draft:
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL | re.IGNORECASE)
 
 
-def parse_model_reply(content: str | None, *, model: str = "") -> Draft:
-    """Read the model's reply: a JSON object with answer, confidence and reasoning."""
+class _NotAnObjectError(ValueError):
+    """The model's reply is no JSON object; the message says how."""
+
+    def __init__(self, message: str, *, has_text: bool = False) -> None:
+        super().__init__(message)
+        self.has_text = has_text  # there was text, just not JSON: show it to the human
+
+
+def _json_object(content: str | None) -> dict[str, Any]:
+    """The JSON object in a model's reply (a ```json fence around it is allowed)."""
     if content is None or not content.strip():
-        return Draft.unusable("the model returned no content", model=model)
+        raise _NotAnObjectError("the model returned no content")
     text = content.strip()
     fenced = _FENCE.match(text)
     if fenced:
@@ -45,15 +53,33 @@ def parse_model_reply(content: str | None, *, model: str = "") -> Draft:
     try:
         data: Any = json.loads(text)
     except json.JSONDecodeError as exc:
-        return Draft.unusable(
+        raise _NotAnObjectError(
             f"the model's reply is not valid JSON ({exc.msg} at line {exc.lineno})",
-            answer=_preview(content),
-            model=model,
-        )
+            has_text=True,
+        ) from None
     if not isinstance(data, dict):
-        return Draft.unusable(
-            f"the model's reply is JSON {type(data).__name__}, not an object", model=model
-        )
+        raise _NotAnObjectError(f"the model's reply is JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _valid_confidence(value: Any) -> float | None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or math.isnan(value)
+        or not 0.0 <= value <= 1.0
+    ):
+        return None
+    return float(value)
+
+
+def parse_model_reply(content: str | None, *, model: str = "") -> Draft:
+    """Read the model's reply: a JSON object with answer, confidence and reasoning."""
+    try:
+        data = _json_object(content)
+    except _NotAnObjectError as exc:
+        shown = _preview(content) if content and exc.has_text else ""
+        return Draft.unusable(str(exc), answer=shown, model=model)
     answer = data.get("answer")
     reasoning = data.get("reasoning")
     reasoning_text = reasoning.strip() if isinstance(reasoning, str) else ""
@@ -67,19 +93,16 @@ def parse_model_reply(content: str | None, *, model: str = "") -> Draft:
             error="the model's reply has no answer",
             model=model,
         )
-    confidence = data.get("confidence")
-    if (
-        isinstance(confidence, bool)
-        or not isinstance(confidence, int | float)
-        or math.isnan(confidence)
-        or not 0.0 <= confidence <= 1.0
-    ):
+    confidence = _valid_confidence(data.get("confidence"))
+    if confidence is None:
         return Draft(
             answer=answer.strip(),
             confidence=0.0,
             reasoning=reasoning_text,
             needs_human=needs_human,
-            error=f"the model's confidence {confidence!r} is not a number between 0 and 1",
+            error=(
+                f"the model's confidence {data.get('confidence')!r} is not a number between 0 and 1"
+            ),
             model=model,
         )
     if len(answer) > MAX_DRAFT_CHARS:
@@ -103,3 +126,31 @@ def parse_model_reply(content: str | None, *, model: str = "") -> Draft:
 def _preview(content: str, limit: int = 2000) -> str:
     """Keep what the model said visible to the human, without flooding the note."""
     return content if len(content) <= limit else content[:limit] + " [...]"
+
+
+@dataclass(frozen=True)
+class Grade:
+    """A second model's judgement of an answer it did not write."""
+
+    confidence: float
+    reasoning: str = ""
+    needs_human: bool = False
+    error: str | None = None  # the grade could not be read: the answer goes to a person
+
+
+def parse_grade(content: str | None) -> Grade:
+    """Read a grader's reply: a JSON object with confidence, reasoning and needs_human."""
+    try:
+        data = _json_object(content)
+    except _NotAnObjectError as exc:
+        return Grade(confidence=0.0, error=f"the grade is unusable: {exc}")
+    reasoning = data.get("reasoning")
+    reasoning_text = reasoning.strip() if isinstance(reasoning, str) else ""
+    confidence = _valid_confidence(data.get("confidence"))
+    if confidence is None:
+        return Grade(
+            confidence=0.0,
+            reasoning=reasoning_text,
+            error=f"the grade's confidence {data.get('confidence')!r} is not between 0 and 1",
+        )
+    return Grade(confidence, reasoning_text, data.get("needs_human") is True)
