@@ -8,9 +8,7 @@ is logged above DEBUG.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,20 +19,14 @@ from ..core.webhook import (
     parse_notification,
     signature_ok,
 )
-from ..errors import Dependency, IntercomResponderError
+from .web import BackgroundWebServer, WebStartError
 
 log = logging.getLogger(__name__)
 
 PATH = "/webhooks/intercom"
-#: Seconds to wait for the server to bind at start, and to close at stop.
-START_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
 
-
-class WebhookStartError(IntercomResponderError):
-    """The receiver could not listen on WEBHOOK_ADDR (in use, not allowed, no such address)."""
-
-    dependency = Dependency.INTERNAL
+#: Raised by `start()` when WEBHOOK_ADDR cannot be listened on (exit 2).
+WebhookStartError = WebStartError
 
 
 class WebhookServer:
@@ -46,83 +38,33 @@ class WebhookServer:
         on_notification: Callable[[Notification], None],
         on_request: Callable[[str], None] | None = None,
     ) -> None:
-        host, _, port = address.rpartition(":")
-        self._host = host.strip("[]") or "127.0.0.1"
-        self._port = int(port)
-        self._address = address
         self._secret = secret
         self._on_notification = on_notification
         self._on_request = on_request  # metrics: "accepted", "bad_signature", ...
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: Any = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
         self._warned: set[str] = set()
-        self.port = 0
+        self._server = BackgroundWebServer(
+            address, "WEBHOOK_ADDR", self._routes, max_body=MAX_BODY_BYTES
+        )
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     @property
     def url(self) -> str:
-        return f"http://{self._host}:{self.port}{PATH}"
-
-    # --- lifecycle -----------------------------------------------------------------------
+        return f"http://{self._server.host}:{self.port}{PATH}"
 
     def start(self) -> None:
         """Listen; raises `WebhookStartError` naming WEBHOOK_ADDR when that is impossible."""
-        self._thread = threading.Thread(target=self._run, name="webhook", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(START_TIMEOUT):
-            raise WebhookStartError(f"WEBHOOK_ADDR {self._address}: the receiver did not start")
-        if self._error is not None:
-            raise WebhookStartError(
-                f"WEBHOOK_ADDR {self._address}: cannot listen there ({self._error})"
-            ) from self._error
-        log.info("webhook receiver on http://%s:%d%s", self._host, self.port, PATH)
+        self._server.start()
+        log.info("webhook receiver on %s", self.url)
 
     def stop(self) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(STOP_TIMEOUT)
-            self._thread = None
+        self._server.stop()
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._listen())
-        except BaseException as exc:  # bind errors are reported by start()
-            self._error = exc
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            try:
-                loop.run_until_complete(asyncio.wait_for(self._runner.cleanup(), STOP_TIMEOUT))
-            except Exception as exc:  # closing must not hang a shutdown
-                log.debug("closing the webhook receiver failed: %s", exc)
-            loop.close()
-
-    async def _listen(self) -> None:
-        from aiohttp import web
-
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+    def _routes(self, app: Any) -> None:
         app.router.add_route("POST", PATH, self._receive)
         app.router.add_route("HEAD", PATH, self._check)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        self._runner = runner
-        site = web.TCPSite(runner, self._host, self._port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self.port = int(runner.addresses[0][1])
 
     # --- requests --------------------------------------------------------------------------
 
