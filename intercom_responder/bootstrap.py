@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .adapters.intercom import IntercomClient
     from .adapters.memory import AnswerMemory
     from .adapters.metrics import Metrics
+    from .adapters.playground_server import PlaygroundServer
     from .adapters.recall import Recall
     from .adapters.responder import Responder
     from .adapters.slack import SlackSocket
@@ -217,6 +218,23 @@ def build_webhook(
             else None
         ),
     )
+
+
+def build_playground(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    learn: bool = False,
+    token: str | None = None,
+) -> PlaygroundServer:
+    """The playground: the daemon's drafter (memory, model, policy) behind a local page."""
+    from .adapters.playground_server import PlaygroundServer
+    from .flow.playground import Playground
+
+    recall = build_recall(settings) if settings.memory_top_k > 0 else None
+    playground = Playground(build_drafter(settings, None, recall), recall=recall, learn=learn)
+    return PlaygroundServer(playground, host=host, port=port, token=token)
 
 
 def build_sending(

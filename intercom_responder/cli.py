@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import TextIO
 
+from .defaults import PLAYGROUND_HOST, PLAYGROUND_PORT
 from .errors import ExitCode
 
 
@@ -94,7 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_commands = dlq.add_subparsers(dest="dlq_command", metavar="ACTION")
     retry = dlq_commands.add_parser("retry", help="try dead letters again (all, or one id)")
     retry.add_argument("conversation_id", nargs="?", help="only this conversation")
-    for sub in (ask, memory, sync, check, dlq):
+    playground = commands.add_parser(
+        "playground",
+        help="try the answer pipeline on a local chat page, with no Intercom",
+        description="Serve a chat page where you write as a customer and see what the daemon "
+        "would answer: the same prompt, memory and policy. Only the model (and the memory) "
+        "is called; nothing goes to Intercom or Slack.",
+    )
+    playground.add_argument("--host", default=PLAYGROUND_HOST, help="address (127.0.0.1)")
+    playground.add_argument("--port", type=int, default=PLAYGROUND_PORT, help="port (8080)")
+    playground.add_argument(
+        "--learn",
+        action="store_true",
+        help="add approved and edited answers to the answer memory (source playground)",
+    )
+    for sub in (ask, memory, sync, check, dlq, playground):
         sub.add_argument("--env-file", default=argparse.SUPPRESS, metavar="PATH", help="as above")
     return parser
 
@@ -114,7 +129,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         else:
             settings = load_settings(
                 need_intercom=args.command in ("sync", "check"),
-                need_responder=args.command in ("ask", "check"),
+                need_responder=args.command in ("ask", "check", "playground"),
             )
             if args.command in ("memory", "sync") and not (
                 settings.mem0_api_key or settings.openai_api_key
@@ -135,6 +150,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         from .commands import ask
 
         return ask(settings, args.question, as_json=args.json, out=out)
+    if args.command == "playground":
+        from .commands import playground
+
+        return playground(settings, host=args.host, port=args.port, learn=args.learn, out=out)
     if args.command == "check":
         from .check import run_checks
 

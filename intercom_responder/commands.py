@@ -312,3 +312,49 @@ def dlq_retry(settings: Settings, conversation_id: str | None, *, out: TextIO) -
         return ExitCode.FAILED
     print(f"back in the queue: {', '.join(retried)}", file=out)
     return ExitCode.OK
+
+
+def playground(settings: Settings, *, host: str, port: int, learn: bool, out: TextIO) -> int:
+    """Serve the playground until Ctrl-C or SIGTERM; off loopback only with PLAYGROUND_TOKEN."""
+    from .adapters.web import WebStartError
+    from .bootstrap import build_playground
+
+    if not _loopback(host) and not settings.playground_token:
+        print(
+            f"intercom-responder: configuration error: PLAYGROUND_TOKEN: is required to serve "
+            f"the playground on {host}, which is not a loopback address (anyone who reaches "
+            "it could use your model key)",
+            file=sys.stderr,
+        )
+        return ExitCode.CONFIG
+    server = build_playground(
+        settings, host=host, port=port, learn=learn, token=settings.playground_token
+    )
+    try:
+        server.start()
+    except WebStartError as exc:
+        print(f"intercom-responder: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG
+    stopping = threading.Event()
+    _install_signal_handlers(stopping)
+    learning = "approved and edited answers are learned" if learn else "the memory is only read"
+    print(f"playground on {server.url} ({learning}); Ctrl-C to stop", file=out, flush=True)
+    try:
+        while not stopping.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return ExitCode.OK
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -54,6 +54,7 @@ class Settings:
     webhook_addr: str = ""
     intercom_client_secret: str | None = None
     sweep_interval: float = d.SWEEP_INTERVAL
+    playground_token: str | None = None
     debounce_seconds: float = d.DEBOUNCE_SECONDS
     concurrency: int = d.CONCURRENCY
     state_file: Path = Path(d.STATE_FILE)
@@ -105,6 +106,7 @@ class Settings:
             self.intercom_client_secret,
             self.slack_bot_token,
             self.slack_app_token,
+            self.playground_token,
         )
         return [s for s in values if s]
 
@@ -170,6 +172,7 @@ def load_settings(
         webhook_addr=reader.get("WEBHOOK_ADDR", "", _address),
         intercom_client_secret=reader.get("INTERCOM_CLIENT_SECRET", None, _nonempty),
         sweep_interval=reader.get("SWEEP_INTERVAL", d.SWEEP_INTERVAL, _sweep_interval),
+        playground_token=reader.get("PLAYGROUND_TOKEN", None, _nonempty),
         debounce_seconds=reader.get("DEBOUNCE_SECONDS", d.DEBOUNCE_SECONDS, _number(0, 3600)),
         concurrency=reader.get("CONCURRENCY", d.CONCURRENCY, _integer(1, 64)),
         state_file=reader.get("STATE_FILE", Path(d.STATE_FILE), _path),

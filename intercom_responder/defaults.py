@@ -128,6 +128,13 @@ SLACK_RECONNECT_SECONDS = 30.0
 #: Slack's default of 10 s would leave clicks unanswered that long.
 SLACK_PING_SECONDS = 2.0
 
+# --- playground ---------------------------------------------------------------------------
+
+PLAYGROUND_HOST = "127.0.0.1"
+PLAYGROUND_PORT = 8080
+#: Longest customer message or edited answer the playground takes.
+PLAYGROUND_MAX_TEXT_CHARS = 10_000
+
 # --- check --------------------------------------------------------------------------------
 
 #: Teammates shown when INTERCOM_ADMIN_ID is wrong, and models when OPENAI_MODEL is.

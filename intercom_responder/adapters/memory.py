@@ -62,7 +62,7 @@ CATALOGUE_USER_ID = "intercom-responder"
 COLLECTION_NAME = "verified_answers"
 
 
-_SOURCES = frozenset({"approved", "edited", "sync", "manual"})
+_SOURCES = frozenset({"approved", "edited", "sync", "manual", "playground"})
 _RESERVED_METADATA = frozenset(
     {"answer", "source", "conversation_id", "added_at", "pair_hash"}
     # Mem0 drops identity keys from metadata (with a warning): refuse them up front.
