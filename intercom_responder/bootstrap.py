@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .adapters.metrics import Metrics
     from .adapters.playground_server import PlaygroundServer
     from .adapters.recall import Recall
-    from .adapters.responder import Responder
+    from .adapters.responder import ChatModel, Responder
     from .adapters.slack import SlackSocket
     from .adapters.store import StateStore
     from .adapters.webhook_server import WebhookServer
@@ -328,7 +328,14 @@ def build_responder(settings: Settings) -> Responder:
         return build_gpt_trainer(settings)
     from .adapters.responder import OpenAIResponder
 
-    return OpenAIResponder(
+    return OpenAIResponder(build_chat_model(settings))
+
+
+def build_chat_model(settings: Settings) -> ChatModel:
+    """The OpenAI-compatible model: it drafts, or grades another responder's answers."""
+    from .adapters.responder import ChatModel
+
+    return ChatModel(
         api_key=settings.openai_api_key,
         model=settings.openai_model,
         base_url=settings.openai_base_url,
@@ -347,19 +354,11 @@ def responder_dependency(settings: Settings) -> Dependency:
 def build_gpt_trainer(settings: Settings) -> GPTTrainerResponder:
     """GPT Trainer, graded by the OpenAI model when there is a key, else a fixed confidence."""
     from .adapters.gpt_trainer import GPTTrainerResponder
-    from .adapters.responder import ChatModel, FixedGrader, Grader, OpenAIGrader
+    from .adapters.responder import FixedGrader, Grader, OpenAIGrader
 
     assert settings.gpt_trainer_api_key and settings.gpt_trainer_chatbot_uuid
     grader: Grader = (
-        OpenAIGrader(
-            ChatModel(
-                api_key=settings.openai_api_key,
-                model=settings.openai_model,
-                base_url=settings.openai_base_url,
-                timeout=settings.openai_timeout,
-                max_retries=settings.openai_max_retries,
-            )
-        )
+        OpenAIGrader(build_chat_model(settings))
         if settings.openai_api_key
         else FixedGrader(settings.gpt_trainer_confidence)
     )

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from intercom_responder.adapters.responder import DraftRequest, OpenAIResponder, ResponderError
+from intercom_responder.adapters.responder import (
+    ChatModel,
+    DraftRequest,
+    OpenAIResponder,
+    ResponderError,
+)
 from intercom_responder.core.conversation import Message
 from intercom_responder.core.prompts import DATA_CLOSE, DATA_OPEN, SYSTEM_PROMPT
 from tests.conftest import OPENAI_KEY
@@ -29,11 +34,13 @@ REQUEST = DraftRequest(
 
 def responder(model: FakeOpenAI, **kwargs: object) -> OpenAIResponder:
     return OpenAIResponder(
-        api_key=OPENAI_KEY,
-        model="test-model",
-        base_url=model.base_url,
-        max_retries=0,
-        **kwargs,  # type: ignore[arg-type]
+        ChatModel(
+            api_key=OPENAI_KEY,
+            model="test-model",
+            base_url=model.base_url,
+            max_retries=0,
+            **kwargs,  # type: ignore[arg-type]
+        )
     )
 
 
@@ -76,7 +83,9 @@ def test_a_model_error_is_a_responder_error_naming_the_conversation(model: FakeO
 
 
 def test_a_wrong_key_is_a_responder_error(model: FakeOpenAI) -> None:
-    r = OpenAIResponder(api_key="sk-wrong", model="m", base_url=model.base_url, max_retries=0)
+    r = OpenAIResponder(
+        ChatModel(api_key="sk-wrong", model="m", base_url=model.base_url, max_retries=0)
+    )
     with pytest.raises(ResponderError, match="AuthenticationError"):
         r.draft(REQUEST)
 

@@ -157,22 +157,8 @@ class ChatModel:
 class OpenAIResponder:
     """Drafts with an OpenAI-compatible model: the answer and its confidence in one call."""
 
-    def __init__(
-        self,
-        *,
-        api_key: str,
-        model: str,
-        base_url: str | None = None,
-        timeout: float = OPENAI_TIMEOUT,
-        max_retries: int = OPENAI_MAX_RETRIES,
-    ) -> None:
-        self._chat = ChatModel(
-            api_key=api_key,
-            model=model,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-        )
+    def __init__(self, chat: ChatModel) -> None:
+        self._chat = chat
 
     def draft(self, request: DraftRequest) -> Draft:
         user = build_user_prompt(
