@@ -78,7 +78,7 @@ def build_user_prompt(
     """The user message: verified answers, earlier conversation, then what to answer now."""
     pending_ids = {m.part_id for m in pending}
     earlier = [m for m in transcript if m.part_id not in pending_ids]
-    lines = [f"Customer: {_defuse(customer_name) or 'unknown name'}", ""]
+    lines = [f"Customer: {defuse(customer_name) or 'unknown name'}", ""]
     lines.append("Verified answers the team gave to similar questions:")
     lines.append(DATA_OPEN)
     lines.append(_render_known(known_answers) if known_answers else "(none found)")
@@ -162,7 +162,7 @@ def build_grade_prompt(
     lines += [DATA_CLOSE, "", "The customer's message(s):", DATA_OPEN]
     lines.append(_render(pending, MAX_PROMPT_TRANSCRIPT_CHARS))
     lines += [DATA_CLOSE, "", "The chatbot's reply, not sent yet:", DATA_OPEN]
-    lines.append(_cut(_defuse(answer)))
+    lines.append(_cut(defuse(answer)))
     lines.append(DATA_CLOSE)
     return "\n".join(lines)
 
@@ -170,8 +170,8 @@ def build_grade_prompt(
 def _render_known(known_answers: Sequence[KnownAnswer]) -> str:
     blocks = []
     for number, known in enumerate(known_answers, start=1):
-        question = _cut(_defuse(known.question))
-        answer = _cut(_defuse(known.answer))
+        question = _cut(defuse(known.question))
+        answer = _cut(defuse(known.answer))
         blocks.append(
             f"[{number}] similarity {known.score:.2f}\nQuestion: {question}\nAnswer: {answer}"
         )
@@ -191,7 +191,7 @@ def _render(messages: Sequence[Message], budget: int) -> str:
     rendered: list[str] = []
     used = 0
     for message in reversed(messages):
-        text = _cut(_defuse(message.text) or "(empty message)")
+        text = _cut(defuse(message.text) or "(empty message)")
         line = f"[{_speaker(message)}] {text}"
         if rendered and used + len(line) > budget:
             rendered.append("[...earlier messages left out]")
@@ -209,6 +209,6 @@ def _speaker(message: Message) -> str:
     return "support team"
 
 
-def _defuse(text: str) -> str:
+def defuse(text: str) -> str:
     """Keep customers from closing the data block with their own marker."""
     return text.replace("<<<", "< < <").replace(">>>", "> > >")
