@@ -67,6 +67,9 @@ class Settings:
     max_ai_replies_per_hour: int = d.MAX_AI_REPLIES_PER_HOUR
     handoff_team_id: str | None = None
     handoff_admin_id: str | None = None
+    routing: bool = False
+    routing_file: Path | None = None
+    routing_min_confidence: float = d.ROUTING_MIN_CONFIDENCE
     mem0_api_key: str | None = None
     mem0_host: str | None = None
     memory_top_k: int = d.MEMORY_TOP_K
@@ -193,6 +196,11 @@ def load_settings(
         ),
         handoff_team_id=reader.get("HANDOFF_TEAM_ID", None, _numeric_id),
         handoff_admin_id=reader.get("HANDOFF_ADMIN_ID", None, _numeric_id),
+        routing=reader.get("ROUTING", False, _boolean),
+        routing_file=reader.get("ROUTING_FILE", None, _readable_file),
+        routing_min_confidence=reader.get(
+            "ROUTING_MIN_CONFIDENCE", d.ROUTING_MIN_CONFIDENCE, _number(0, 1)
+        ),
         mem0_api_key=reader.get("MEM0_API_KEY", None, _nonempty),
         mem0_host=reader.get("MEM0_HOST", None, _url),
         memory_top_k=reader.get("MEMORY_TOP_K", d.MEMORY_TOP_K, _integer(0, 50)),
@@ -214,6 +222,7 @@ def load_settings(
     )
     _check_slack_complete(settings)
     _check_webhook_complete(settings)
+    _check_routing_file(settings)
     if need_responder:
         _check_memory_can_embed(settings)
     return _resolve_intervals(settings, reader)
@@ -262,6 +271,21 @@ def _check_memory_can_embed(settings: Settings) -> None:
             f"{settings.responder}; or set MEM0_API_KEY for the Mem0 platform, or "
             "MEMORY_TOP_K=0 to draft without it",
         )
+
+
+def _check_routing_file(settings: Settings) -> None:
+    """A routing file with a typo must stop the start, not route everything by name."""
+    from .core.routing import RoutingFileError, parse_routing_file
+
+    path = settings.routing_file
+    if path is None:
+        return
+    try:
+        parse_routing_file(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("ROUTING_FILE", f"{path}: cannot be read ({exc})") from None
+    except RoutingFileError as exc:
+        raise ConfigError("ROUTING_FILE", f"{path}: {exc}") from None
 
 
 def _check_webhook_complete(settings: Settings) -> None:
@@ -354,6 +378,13 @@ def _sweep_interval(raw: str) -> float:
     if 0 < value < 60:
         raise ValueError("must be 0 (off) or at least 60 seconds")
     return value
+
+
+def _readable_file(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ValueError("must be the path of a readable file")
+    return path
 
 
 def _chatbot_uuid(raw: str) -> str:

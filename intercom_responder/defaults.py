@@ -128,6 +128,13 @@ SLACK_RECONNECT_SECONDS = 30.0
 #: Slack's default of 10 s would leave clicks unanswered that long.
 SLACK_PING_SECONDS = 2.0
 
+# --- routing --------------------------------------------------------------------------------
+
+#: Below this confidence the model's team is not used (HANDOFF_TEAM_ID, or unassigned).
+ROUTING_MIN_CONFIDENCE = 0.6
+#: The workspace's teams are read again this often (and after an unknown-team error).
+TEAMS_REFRESH_SECONDS = 3600.0
+
 # --- playground ---------------------------------------------------------------------------
 
 PLAYGROUND_HOST = "127.0.0.1"

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from intercom_responder.adapters.responder import ChatModel
+from intercom_responder.adapters.team_classifier import TeamClassifier
+from intercom_responder.config import ConfigError, load_settings
 from intercom_responder.core.routing import (
     Fallback,
     RoutingFileError,
@@ -16,6 +20,8 @@ from intercom_responder.core.routing import (
     parse_routing_file,
     read_route,
 )
+from tests.conftest import OPENAI_KEY
+from tests.fakes.openai_server import FakeOpenAI
 
 FILE = """
 [teams.Billing]
@@ -98,3 +104,43 @@ def test_a_listed_team_with_enough_confidence_is_taken() -> None:
 def test_anything_else_falls_back_with_its_cause(content: str | None, fallback: Fallback) -> None:
     route = read_route(content, TEAMS, min_confidence=0.6)
     assert route.fallback is fallback and route.reason
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def classifier(model: FakeOpenAI) -> TeamClassifier:
+    chat = ChatModel(api_key=OPENAI_KEY, model="test-model", base_url=model.base_url, max_retries=0)
+    return TeamClassifier(chat, min_confidence=0.6)
+
+
+def test_the_model_picks_a_team_with_structured_output(model: FakeOpenAI) -> None:
+    model.reply = reply("Billing", 0.88, "an invoice question")
+    route = classifier(model).classify(TEAMS, ["Can I get an invoice?"], about="conversation 7")
+    assert route.team == TEAMS[0] and route.reason == "an invoice question"
+    [request] = model.chat_requests
+    assert request["response_format"]["json_schema"]["name"] == "route_conversation"
+    assert "Can I get an invoice?" in request["messages"][-1]["content"]
+
+
+def test_a_failing_model_is_a_fallback_not_an_error(model: FakeOpenAI) -> None:
+    model.fail_next(500)
+    route = classifier(model).classify(TEAMS, ["hello"], about="conversation 7")
+    assert route.team is None and route.fallback is Fallback.MODEL_FAILED
+    assert classifier(model).classify([], ["hello"], about="c").fallback is Fallback.NO_TEAMS
+
+
+def test_a_malformed_routing_file_stops_the_start_naming_the_file_and_line(
+    tmp_path: Path,
+) -> None:
+    bad = tmp_path / "routing.toml"
+    bad.write_text('[teams.Billing]\ndescription = "x"\n\ndescription = = "y"\n')
+    env = {"INTERCOM_ACCESS_TOKEN": "t" * 10, "INTERCOM_ADMIN_ID": "1", "OPENAI_API_KEY": "k"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**env, "ROUTING": "true", "ROUTING_FILE": str(bad)})
+    assert caught.value.variable == "ROUTING_FILE"
+    assert str(bad) in str(caught.value) and "line 4" in str(caught.value)
+    good = tmp_path / "good.toml"
+    good.write_text(FILE)
+    settings = load_settings({**env, "ROUTING": "true", "ROUTING_FILE": str(good)})
+    assert settings.routing and settings.routing_min_confidence == 0.6

@@ -212,6 +212,11 @@ class IntercomClient:
         admins = self._request("GET", "/admins").get("admins")
         return [a for a in admins if isinstance(a, dict)] if isinstance(admins, list) else []
 
+    def list_teams(self) -> list[dict[str, Any]]:
+        """Every team of the workspace (`GET /teams`)."""
+        teams = self._request("GET", "/teams").get("teams")
+        return [t for t in teams if isinstance(t, dict)] if isinstance(teams, list) else []
+
     def search_conversations(
         self, query: dict[str, Any], *, per_page: int = SEARCH_PAGE_SIZE
     ) -> Iterator[dict[str, Any]]:
