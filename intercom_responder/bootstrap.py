@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .flow.pipeline import Pipeline, PipelineSettings
     from .flow.poller import Poller
     from .flow.review_desk import ReviewDesk
+    from .flow.routing import Router
     from .flow.sending import Sending
 
 
@@ -253,7 +254,29 @@ def build_sending(
         store=store,
         rules=rules_for(settings),
         handoff=HandoffTargets(settings.handoff_team_id, settings.handoff_admin_id),
+        router=build_router(settings, intercom) if settings.routing else None,
         metrics=metrics,
+    )
+
+
+def build_router(settings: Settings, intercom: IntercomClient) -> Router:
+    """ROUTING: the workspace's teams, the routing file's notes, the chat model."""
+    from .adapters.team_classifier import TeamClassifier
+    from .core.routing import parse_routing_file
+    from .flow.routing import Router
+
+    notes = (
+        parse_routing_file(settings.routing_file.read_text(encoding="utf-8"))
+        if settings.routing_file is not None
+        else {}
+    )
+    return Router(
+        intercom=intercom,
+        classifier=TeamClassifier(
+            build_chat_model(settings), min_confidence=settings.routing_min_confidence
+        ),
+        notes=notes,
+        fallback_team_id=settings.handoff_team_id,
     )
 
 

@@ -109,7 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add approved and edited answers to the answer memory (source playground)",
     )
-    for sub in (ask, memory, sync, check, dlq, playground):
+    route = commands.add_parser(
+        "route",
+        help="show the team a hand-off of this message would go to; assigns nothing",
+        description="Read the workspace's teams and ROUTING_FILE, ask the model which team "
+        "should have this customer message, and print the team, the confidence and the "
+        "reason (or the fallback and why). Sends and assigns nothing.",
+    )
+    route.add_argument("text", help="the customer's message")
+    for sub in (ask, memory, sync, check, dlq, playground, route):
         sub.add_argument("--env-file", default=argparse.SUPPRESS, metavar="PATH", help="as above")
     return parser
 
@@ -128,7 +136,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
             settings = load_settings()
         else:
             settings = load_settings(
-                need_intercom=args.command in ("sync", "check"),
+                need_intercom=args.command in ("sync", "check", "route"),
                 need_responder=args.command in ("ask", "check", "playground"),
             )
             if args.command in ("memory", "sync") and not (
@@ -150,6 +158,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         from .commands import ask
 
         return ask(settings, args.question, as_json=args.json, out=out)
+    if args.command == "route":
+        from .commands import route
+
+        return route(settings, args.text, out=out)
     if args.command == "playground":
         from .commands import playground
 

@@ -358,3 +358,29 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def route(settings: Settings, text: str, *, out: TextIO) -> int:
+    """`python main.py route "..."`: the team routing would choose; nothing is assigned."""
+    from .bootstrap import build_router
+
+    if not settings.openai_api_key:
+        print(
+            "intercom-responder: configuration error: OPENAI_API_KEY: is required for routing "
+            "(the model picks the team)",
+            file=sys.stderr,
+        )
+        return ExitCode.CONFIG
+    router = build_router(settings, build_intercom(settings))
+    teams = router.teams()
+    taken = router.route([text.strip()], about="route")
+    if taken.team_id:
+        print(f"team:       {taken.team_name} (id {taken.team_id})", file=out)
+    else:
+        fallback = settings.handoff_team_id
+        where = f"HANDOFF_TEAM_ID {fallback}" if fallback else "nobody (no HANDOFF_TEAM_ID)"
+        print(f"team:       none: falls back to {where} ({taken.fallback})", file=out)
+    print(f"confidence: {taken.confidence:.2f}", file=out)
+    print(f"reason:     {taken.reason or '-'}", file=out)
+    print(f"teams:      {', '.join(t.name for t in teams) or 'none found'}", file=out)
+    return ExitCode.OK

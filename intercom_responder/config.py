@@ -277,6 +277,8 @@ def _check_routing_file(settings: Settings) -> None:
     """A routing file with a typo must stop the start, not route everything by name."""
     from .core.routing import RoutingFileError, parse_routing_file
 
+    if settings.routing and not settings.openai_api_key:
+        raise ConfigError("OPENAI_API_KEY", "is required for ROUTING (the model picks the team)")
     path = settings.routing_file
     if path is None:
         return

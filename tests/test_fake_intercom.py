@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -13,10 +14,18 @@ import requests
 from openapi_core import OpenAPI
 from werkzeug.datastructures import Headers
 
-from tests.fakes.intercom import FakeIntercom, RecordedRequest, _OpenAPIRequest, load_spec
+from tests.fakes.intercom import (
+    TICKET_STATES,
+    TICKET_UPDATE_FIELDS,
+    FakeIntercom,
+    RecordedRequest,
+    _OpenAPIRequest,
+    load_spec,
+)
 
 TOKEN = "secret-token"
 ADMIN_ID = "991267459"
+TEAM_ID = "5017691"
 T0 = 1_750_000_000
 
 
@@ -94,16 +103,27 @@ def assert_matches_spec(spec: OpenAPI, response: requests.Response) -> None:
 
 
 def search(
-    http: requests.Session, fake: FakeIntercom, query: dict[str, Any], **pagination: Any
+    http: requests.Session,
+    fake: FakeIntercom,
+    query: dict[str, Any],
+    *,
+    kind: str = "conversations",
+    **pagination: Any,
 ) -> requests.Response:
+    """POST /{kind}/search (conversations or tickets)."""
     body: dict[str, Any] = {"query": query}
     if pagination:
         body["pagination"] = pagination
-    return http.post(f"{fake.base_url}/conversations/search", json=body, timeout=5)
+    return http.post(f"{fake.base_url}/{kind}/search", json=body, timeout=5)
 
 
 def walk_search(
-    http: requests.Session, fake: FakeIntercom, query: dict[str, Any], per_page: int
+    http: requests.Session,
+    fake: FakeIntercom,
+    query: dict[str, Any],
+    per_page: int,
+    *,
+    kind: str = "conversations",
 ) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     cursor = None
@@ -111,10 +131,10 @@ def walk_search(
         pagination: dict[str, Any] = {"per_page": per_page}
         if cursor:
             pagination["starting_after"] = cursor
-        response = search(http, fake, query, **pagination)
+        response = search(http, fake, query, kind=kind, **pagination)
         assert response.status_code == 200, response.text
         page = response.json()
-        found.extend(page["conversations"])
+        found.extend(page[kind])
         cursor = page["pages"].get("next", {}).get("starting_after")
         if cursor is None:
             return found
@@ -612,6 +632,494 @@ def test_concurrent_replies_are_all_applied(fake: FakeIntercom) -> None:
     part_ids = [int(p["id"]) for p in fake.parts(conv_id)]
     assert len(part_ids) == len(set(part_ids)) == 30
     assert part_ids == sorted(part_ids)
+    assert fake.validation_errors == []
+
+
+# --------------------------------------------------------------------------- teams
+
+
+def test_teams_list_and_retrieve(fake: FakeIntercom, http: requests.Session, spec: OpenAPI) -> None:
+    empty = http.get(f"{fake.base_url}/teams", timeout=5)
+    fake.add_team(TEAM_ID, "Billing", [ADMIN_ID, "42"])
+    fake.add_team("5017692", "Account security")
+
+    teams = http.get(f"{fake.base_url}/teams", timeout=5)
+    one = http.get(f"{fake.base_url}/teams/{TEAM_ID}", timeout=5)
+    unknown = http.get(f"{fake.base_url}/teams/999", timeout=5)
+    admin = http.get(f"{fake.base_url}/admins/42", timeout=5)
+
+    assert empty.json() == {"type": "team.list", "teams": []}
+    for response in (empty, teams, one, admin):
+        assert response.status_code == 200, response.text
+        assert_matches_spec(spec, response)
+    listed = teams.json()
+    assert listed["type"] == "team.list"
+    assert [(t["type"], t["id"], t["name"]) for t in listed["teams"]] == [
+        ("team", TEAM_ID, "Billing"),
+        ("team", "5017692", "Account security"),
+    ]
+    # The description has admin_ids (and admin.team_ids) as integers.
+    assert one.json()["admin_ids"] == [int(ADMIN_ID), 42]
+    assert listed["teams"][1]["admin_ids"] == []
+    assert one.json() == listed["teams"][0]
+    assert admin.json()["team_ids"] == [int(TEAM_ID)]
+    assert unknown.status_code == 404
+    assert unknown.json()["errors"] == [{"code": "team_not_found", "message": "Team not found"}]
+    assert fake.validation_errors == []
+
+
+def test_team_ids_are_numeric_and_not_admin_ids(fake: FakeIntercom) -> None:
+    with pytest.raises(ValueError, match="numeric"):
+        fake.add_team("billing", "Billing")
+    with pytest.raises(ValueError, match="numeric"):
+        fake.add_team(TEAM_ID, "Billing", ["ciaran"])
+    with pytest.raises(ValueError, match="admin's id"):
+        fake.add_team("42", "Billing")
+    fake.add_team(TEAM_ID, "Billing")
+    with pytest.raises(ValueError, match="team's id"):
+        fake.add_admin(TEAM_ID)
+
+
+# --------------------------------------------------------------------------- tickets
+
+
+def test_get_ticket_has_the_2_16_shape(
+    fake: FakeIntercom, http: requests.Session, spec: OpenAPI
+) -> None:
+    ticket_id = fake.create_ticket("Refund", "<p>I was charged twice</p>", created_at=T0)
+
+    response = http.get(f"{fake.base_url}/tickets/{ticket_id}", timeout=5)
+
+    assert response.status_code == 200, response.text
+    assert_matches_spec(spec, response)
+    ticket = response.json()
+    assert ticket["type"] == "ticket" and ticket["id"] == ticket_id
+    assert ticket["ticket_id"] != ticket_id  # the Inbox number is not the API id
+    assert ticket["ticket_attributes"] == {
+        "_default_title_": "Refund",
+        "_default_description_": "<p>I was charged twice</p>",
+    }
+    assert ticket["ticket_state"] == {
+        "type": "ticket_state",
+        "id": TICKET_STATES["submitted"][0],
+        "category": "submitted",
+        "internal_label": "Submitted",
+        "external_label": "Submitted",
+    }
+    assert ticket["ticket_type"]["type"] == "ticket_type"
+    assert ticket["ticket_type"]["name"] == "Question"
+    assert ticket["category"] == "Customer"
+    # Unassigned is the integer 0 in 2.16, not null and not "0".
+    assert ticket["admin_assignee_id"] == 0 and ticket["team_assignee_id"] == 0
+    assert ticket["created_at"] == ticket["updated_at"] == T0
+    assert ticket["open"] is True
+    assert "snoozed_until" not in ticket  # a non-nullable integer: absent when not snoozed
+    assert ticket["ticket_parts"] == {
+        "type": "ticket_part.list",
+        "ticket_parts": [],
+        "total_count": 0,
+    }
+    assert ticket["contacts"]["type"] == "contact.list"
+    assert ticket["previous_ticket_state_id"] is None
+    assert fake.ticket(ticket_id) == ticket
+
+    by_inbox_number = http.get(f"{fake.base_url}/tickets/{ticket['ticket_id']}", timeout=5)
+    assert by_inbox_number.status_code == 404
+    assert by_inbox_number.json()["errors"][0]["code"] == "ticket_not_found"
+    assert fake.validation_errors == []  # a missing ticket is not a malformed request
+
+
+def test_create_ticket_options(fake: FakeIntercom) -> None:
+    fake.add_team(TEAM_ID, "Billing")
+    assigned = fake.create_ticket(
+        "Bug",
+        "Broken button",
+        state="in_progress",
+        team_assignee_id=TEAM_ID,
+        admin_assignee_id="42",
+        ticket_type="Bug",
+    )
+    resolved = fake.create_ticket("Old", "Done", state="resolved", ticket_type="Bug")
+    question = fake.create_ticket("Q", "?")
+
+    ticket = fake.ticket(assigned)
+    assert ticket["team_assignee_id"] == int(TEAM_ID) and ticket["admin_assignee_id"] == 42
+    assert ticket["ticket_state"]["category"] == "in_progress" and ticket["open"] is True
+    assert fake.ticket(resolved)["open"] is False
+    types = {fake.ticket(t)["ticket_type"]["id"] for t in (assigned, resolved, question)}
+    assert len(types) == 2  # one ticket type per name
+    assert len({assigned, resolved, question}) == 3
+    with pytest.raises(ValueError, match="state"):
+        fake.create_ticket("x", "y", state="open")
+    with pytest.raises(ValueError, match="numeric"):
+        fake.create_ticket("x", "y", team_assignee_id="billing")
+    with pytest.raises(KeyError):
+        fake.ticket("404")
+
+
+def test_a_null_assignee_would_not_match_the_spec(
+    fake: FakeIntercom, http: requests.Session, spec: OpenAPI
+) -> None:
+    """The response check is real for tickets: the null that other API versions (or a
+    careless fake) might send for "unassigned" is refused by the 2.16 description."""
+    ticket_id = fake.create_ticket("Refund", "Charged twice")
+    response = http.get(f"{fake.base_url}/tickets/{ticket_id}", timeout=5)
+    assert_matches_spec(spec, response)
+
+    for field_name, value in [
+        ("team_assignee_id", None),
+        ("admin_assignee_id", "0"),
+        ("snoozed_until", None),
+    ]:
+        body = {**response.json(), field_name: value}
+        response._content = json.dumps(body).encode()
+        with pytest.raises(AssertionError, match=field_name):
+            assert_matches_spec(spec, response)
+
+
+def test_ticket_search_walks_pages_with_a_date_filter(
+    fake: FakeIntercom, http: requests.Session, clock: Clock, spec: OpenAPI
+) -> None:
+    since = T0 + 100
+    expected = set()
+    for offset, state in [
+        (50, "submitted"),  # too old
+        (100, "submitted"),  # exactly `since`: `>` is greater-or-equal
+        (150, "in_progress"),
+        (150, "resolved"),  # closed
+        (200, "waiting_on_customer"),
+        (300, "submitted"),
+        (301, "in_progress"),
+    ]:
+        clock.now = T0 + offset
+        ticket_id = fake.create_ticket(f"at {offset}", "...", state=state)
+        if offset >= 100 and state != "resolved":
+            expected.add(ticket_id)
+    query = {
+        "operator": "AND",
+        "value": [
+            {"field": "updated_at", "operator": ">", "value": since},
+            {"field": "open", "operator": "=", "value": True},
+        ],
+    }
+
+    first = search(http, fake, query, kind="tickets", per_page=2)
+    found = walk_search(http, fake, query, per_page=2, kind="tickets")
+
+    assert first.status_code == 200, first.text
+    assert_matches_spec(spec, first)
+    page = first.json()
+    assert page["type"] == "ticket.list"
+    assert page["total_count"] == len(expected) == 5
+    assert page["pages"]["type"] == "pages"
+    assert page["pages"]["page"] == 1 and page["pages"]["per_page"] == 2
+    assert page["pages"]["total_pages"] == 3
+    assert page["pages"]["next"]["per_page"] == 2
+    assert len(page["tickets"]) == 2 and page["tickets"][0]["type"] == "ticket"
+    ids = [t["id"] for t in found]
+    assert len(ids) == len(set(ids)) == 5
+    assert set(ids) == expected
+    assert ids != sorted(ids, key=int)  # an order clients must not rely on
+    second = search(http, fake, query, kind="tickets", per_page=2, starting_after=_cursor(page))
+    assert second.json()["pages"]["page"] == 2
+    assert_matches_spec(spec, second)
+
+    before = {"field": "created_at", "operator": "<", "value": str(T0 + 100)}
+    assert {t["ticket_attributes"]["_default_title_"] for t in _tickets(http, fake, before)} == {
+        "at 50",
+        "at 100",
+    }
+    # Only for tickets, and only created_at: "You may use the <= or >= operators".
+    at_least = {"field": "created_at", "operator": ">=", "value": T0 + 300}
+    assert len(_tickets(http, fake, at_least)) == 2
+    assert fake.validation_errors == []
+
+
+def _cursor(page: dict[str, Any]) -> str:
+    return str(page["pages"]["next"]["starting_after"])
+
+
+def _tickets(
+    http: requests.Session, fake: FakeIntercom, query: dict[str, Any]
+) -> list[dict[str, Any]]:
+    response = search(http, fake, query, kind="tickets")
+    assert response.status_code == 200, response.text
+    return list(response.json()["tickets"])
+
+
+def test_ticket_search_fields(fake: FakeIntercom, http: requests.Session) -> None:
+    fake.add_team(TEAM_ID, "Billing")
+    billing = fake.create_ticket("Refund", "Charged twice", team_assignee_id=TEAM_ID)
+    mine = fake.create_ticket("Login", "2FA lost", admin_assignee_id="42", state="in_progress")
+    nobody = fake.create_ticket("Hello", "Just saying hi", state="resolved")
+
+    def ids(query: dict[str, Any]) -> set[str]:
+        return {t["id"] for t in _tickets(http, fake, query)}
+
+    # String fields in /tickets/search: an integer or a string value.
+    assert ids({"field": "team_assignee_id", "operator": "=", "value": TEAM_ID}) == {billing}
+    assert ids({"field": "team_assignee_id", "operator": "=", "value": int(TEAM_ID)}) == {billing}
+    assert ids({"field": "admin_assignee_id", "operator": "IN", "value": ["42", "7"]}) == {mine}
+    unassigned = {
+        "operator": "AND",
+        "value": [
+            {"field": "team_assignee_id", "operator": "=", "value": "0"},
+            {"field": "admin_assignee_id", "operator": "=", "value": 0},
+        ],
+    }
+    assert ids(unassigned) == {nobody}
+    assert ids({"field": "state", "operator": "=", "value": "in_progress"}) == {mine}
+    assert ids({"field": "state", "operator": "!=", "value": "submitted"}) == {mine, nobody}
+    assert ids({"field": "open", "operator": "=", "value": False}) == {nobody}
+    assert ids({"field": "id", "operator": "=", "value": billing}) == {billing}
+    assert ids({"field": "title", "operator": "~", "value": "efun"}) == {billing}
+    assert ids({"field": "category", "operator": "=", "value": "request"}) == {
+        billing,
+        mine,
+        nobody,
+    }
+    assert fake.validation_errors == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "query": {"field": "open", "operator": "=", "value": True},
+            "pagination": {"per_page": 151},
+        },
+        {"pagination": {"per_page": 5}},
+        {"query": {"field": "waiting_since", "operator": ">", "value": T0}},
+        {"query": {"field": "team_assignee_id", "operator": ">", "value": 0}},
+        {"query": {"field": "updated_at", "operator": ">=", "value": T0}},
+        {"query": {"field": "created_at", "operator": ">", "value": "yesterday"}},
+    ],
+    ids=[
+        "per_page_151",
+        "missing_query",
+        "conversation_only_field",
+        "gt_on_a_string_field",
+        "gte_on_updated_at",
+        "date_not_a_timestamp",
+    ],
+)
+def test_bad_ticket_search_is_400_and_recorded(
+    fake: FakeIntercom, http: requests.Session, body: dict[str, Any]
+) -> None:
+    fake.create_ticket("Refund", "Charged twice")
+
+    response = http.post(f"{fake.base_url}/tickets/search", json=body, timeout=5)
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "parameter_invalid"
+    assert len(fake.validation_errors) == 1
+    assert fake.validation_errors[0].startswith("POST /tickets/search: ")
+
+
+def test_a_conversation_cursor_is_refused_by_ticket_search(
+    fake: FakeIntercom, http: requests.Session
+) -> None:
+    for n in range(3):
+        fake.create_conversation(f"<p>{n}</p>")
+        fake.create_ticket(f"t{n}", "...")
+    query = {"field": "open", "operator": "=", "value": True}
+    conversations = search(http, fake, query, per_page=1).json()
+
+    response = search(
+        http, fake, query, kind="tickets", per_page=1, starting_after=_cursor(conversations)
+    )
+
+    assert response.status_code == 400
+    assert "different query" in fake.validation_errors[0]
+
+
+def test_put_ticket_assigns_a_team_then_an_admin_then_nobody(
+    fake: FakeIntercom, http: requests.Session, clock: Clock, spec: OpenAPI
+) -> None:
+    fake.add_team(TEAM_ID, "Billing", [ADMIN_ID])
+    ticket_id = fake.create_ticket("Refund", "Charged twice", created_at=T0)
+    url = f"{fake.base_url}/tickets/{ticket_id}"
+    seen: list[RecordedRequest] = []
+    fake.on_applied = seen.append
+
+    clock.now = T0 + 30
+    team = http.put(url, json={"admin_id": int(ADMIN_ID), "assignee_id": TEAM_ID}, timeout=5)
+    clock.now = T0 + 40
+    admin = http.put(url, json={"admin_id": int(ADMIN_ID), "assignee_id": "42"}, timeout=5)
+    clock.now = T0 + 50
+    nobody = http.put(url, json={"assignee_id": "0", "skip_notifications": True}, timeout=5)
+
+    for response in (team, admin, nobody):
+        assert response.status_code == 200, response.text
+        assert_matches_spec(spec, response)
+    assigned = team.json()
+    assert assigned["type"] == "ticket" and assigned["id"] == ticket_id
+    assert assigned["team_assignee_id"] == int(TEAM_ID)
+    assert assigned["admin_assignee_id"] == 0
+    assert assigned["updated_at"] == T0 + 30
+    part = assigned["ticket_parts"]["ticket_parts"][-1]
+    assert part["part_type"] == "assignment"
+    assert part["assigned_to"] == {"type": "team", "id": TEAM_ID}
+    assert part["author"]["id"] == ADMIN_ID and part["created_at"] == T0 + 30
+    # Assigning an admin keeps the team, as Intercom's two assignees are independent.
+    assert admin.json()["admin_assignee_id"] == 42
+    assert admin.json()["team_assignee_id"] == int(TEAM_ID)
+    assert admin.json()["updated_at"] == T0 + 40
+    # "Set this 0 to unassign it": both go back to 0. No admin_id: the /me admin acts.
+    final = nobody.json()
+    assert final["admin_assignee_id"] == 0 and final["team_assignee_id"] == 0
+    assert final["ticket_parts"]["ticket_parts"][-1]["assigned_to"]["id"] is None
+    assert final["ticket_parts"]["total_count"] == 3
+    assert fake.ticket(ticket_id) == final
+    assert [r.json for r in seen] == [r.json for r in fake.calls("PUT", "/tickets/")]
+    assert len(seen) == 3
+    assert fake.validation_errors == []
+
+
+def test_put_ticket_state_snooze_close_and_attributes(
+    fake: FakeIntercom, http: requests.Session, clock: Clock, spec: OpenAPI
+) -> None:
+    ticket_id = fake.create_ticket("Refund", "Charged twice", created_at=T0)
+    url = f"{fake.base_url}/tickets/{ticket_id}"
+    clock.now = T0 + 10
+
+    progress = http.put(
+        url,
+        json={
+            "ticket_state_id": TICKET_STATES["in_progress"][0],
+            "ticket_attributes": {"_default_title_": "Refund (EUR)"},
+            "is_shared": True,
+        },
+        timeout=5,
+    )
+    snoozed = http.put(url, json={"snoozed_until": T0 + 3600}, timeout=5)
+    closed = http.put(url, json={"open": False}, timeout=5)
+    reopened = http.put(url, json={"open": True}, timeout=5)
+    bad_state = http.put(url, json={"ticket_state_id": "1"}, timeout=5)
+
+    for response in (progress, snoozed, closed, reopened):
+        assert response.status_code == 200, response.text
+        assert_matches_spec(spec, response)
+    ticket = progress.json()
+    assert ticket["ticket_state"]["category"] == "in_progress"
+    assert ticket["previous_ticket_state_id"] == TICKET_STATES["submitted"][0]
+    assert ticket["ticket_attributes"] == {
+        "_default_title_": "Refund (EUR)",
+        "_default_description_": "Charged twice",
+    }
+    assert ticket["is_shared"] is True
+    assert snoozed.json()["snoozed_until"] == T0 + 3600 and snoozed.json()["open"] is True
+    assert closed.json()["open"] is False and "snoozed_until" not in closed.json()
+    assert reopened.json()["open"] is True
+    assert [p["part_type"] for p in reopened.json()["ticket_parts"]["ticket_parts"]] == [
+        "ticket_attribute_updated_by_admin",
+        "ticket_state_updated_by_admin",
+        "snoozed",
+        "close",
+        "open",
+    ]
+    assert bad_state.status_code == 400
+    assert bad_state.json()["errors"][0]["code"] == "ticket_state_id_invalid"
+    assert len(fake.validation_errors) == 1
+
+
+def test_put_ticket_unknown_assignee_or_admin_is_404_and_changes_nothing(
+    fake: FakeIntercom, http: requests.Session, clock: Clock
+) -> None:
+    ticket_id = fake.create_ticket("Refund", "Charged twice", created_at=T0)
+    url = f"{fake.base_url}/tickets/{ticket_id}"
+    clock.now = T0 + 10
+
+    assignee = http.put(url, json={"assignee_id": "777", "open": False}, timeout=5)
+    admin = http.put(url, json={"admin_id": 777, "assignee_id": "42"}, timeout=5)
+    missing = http.put(f"{fake.base_url}/tickets/9999", json={"assignee_id": "42"}, timeout=5)
+
+    for response in (assignee, admin):
+        assert response.status_code == 404
+        assert response.json()["errors"][0]["code"] == "assignee_not_found"
+    assert missing.status_code == 404
+    assert missing.json()["errors"][0]["code"] == "ticket_not_found"
+    ticket = fake.ticket(ticket_id)
+    assert ticket["open"] is True and ticket["admin_assignee_id"] == 0
+    assert ticket["updated_at"] == T0 and ticket["ticket_parts"]["total_count"] == 0
+    assert fake.validation_errors == []  # state errors are not client bugs
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"admin_id": ADMIN_ID, "assignee_id": TEAM_ID},
+            "admin_id: '991267459' is not of type 'integer'",
+        ),
+        (
+            {"admin_id": int(ADMIN_ID), "assignee_id": int(TEAM_ID)},
+            "assignee_id: 5017691 is not of type 'string'",
+        ),
+        ({"open": "false"}, "open: 'false' is not of type 'boolean'"),
+        # Not refused by the description (no additionalProperties: false), but by the fake:
+        ({"assignment": {"admin_id": ADMIN_ID, "assignee_id": TEAM_ID}}, "assignment: not in"),
+        ({"team_assignee_id": TEAM_ID}, "team_assignee_id: not in"),
+    ],
+    ids=["admin_id_string", "assignee_id_integer", "open_string", "nested_assignment", "read_only"],
+)
+def test_put_ticket_refused_by_the_spec_is_recorded(
+    fake: FakeIntercom, http: requests.Session, body: dict[str, Any], message: str
+) -> None:
+    fake.add_team(TEAM_ID, "Billing")
+    ticket_id = fake.create_ticket("Refund", "Charged twice", created_at=T0)
+    applied: list[RecordedRequest] = []
+    fake.on_applied = applied.append
+
+    response = http.put(f"{fake.base_url}/tickets/{ticket_id}", json=body, timeout=5)
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "parameter_invalid"
+    assert len(fake.validation_errors) == 1
+    assert fake.validation_errors[0].startswith(f"PUT /tickets/{ticket_id}: ")
+    assert message in fake.validation_errors[0]
+    assert fake.ticket(ticket_id)["team_assignee_id"] == 0
+    assert fake.ticket(ticket_id)["ticket_parts"]["total_count"] == 0
+    assert applied == []
+
+
+def test_ticket_update_fields_are_the_descriptions(spec: OpenAPI) -> None:
+    schemas = spec.spec / "components" / "schemas"
+    described = set((schemas / "update_ticket_request" / "properties").keys())
+    operation = spec.spec / "paths" / "/tickets/{ticket_id}" / "put"
+    body = operation / "requestBody" / "content" / "application/json" / "schema"
+    described |= set((body / "properties").keys())
+    assert described == TICKET_UPDATE_FIELDS
+    with (schemas / "ticket" / "properties" / "team_assignee_id").open() as team_assignee:
+        assert team_assignee["type"] == "integer"  # 0 when unassigned, not null
+
+
+def test_ticket_writes_honour_fail_next_and_apply_then_fail(
+    fake: FakeIntercom, http: requests.Session
+) -> None:
+    fake.add_team(TEAM_ID, "Billing")
+    ticket_id = fake.create_ticket("Refund", "Charged twice")
+    url = f"{fake.base_url}/tickets/{ticket_id}"
+    assign = {"admin_id": int(ADMIN_ID), "assignee_id": TEAM_ID}
+    applied: list[RecordedRequest] = []
+    fake.on_applied = applied.append
+    fake.fail_next("PUT", r"^/tickets/\d+$", 503, headers={"Retry-After": "2"})
+    fake.apply_then_fail("PUT", r"^/tickets/\d+$", 500)
+
+    refused = http.put(url, json=assign, timeout=5)
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "2"
+    assert fake.ticket(ticket_id)["team_assignee_id"] == 0
+    assert applied == []
+
+    failed = http.put(url, json=assign, timeout=5)
+    assert failed.status_code == 500
+    assert failed.json()["errors"][0]["code"] == "server_error"
+    assert fake.ticket(ticket_id)["team_assignee_id"] == int(TEAM_ID)
+    assert [r.path for r in applied] == [f"/tickets/{ticket_id}"]
+    assert [r.status for r in fake.calls("PUT", "/tickets/")] == [503, 500]
+
+    searched = search(http, fake, {"field": "open", "operator": "=", "value": True}, kind="tickets")
+    assert searched.status_code == 200 and len(applied) == 1  # a search is not a write
     assert fake.validation_errors == []
 
 

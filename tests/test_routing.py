@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from intercom_responder.adapters.responder import ChatModel
 from intercom_responder.adapters.team_classifier import TeamClassifier
+from intercom_responder.bootstrap import App
 from intercom_responder.config import ConfigError, load_settings
+from intercom_responder.core.conversation import NOTE_MARKER
+from intercom_responder.core.records import ConversationRecord, PostKind, RouteTaken, State
 from intercom_responder.core.routing import (
     Fallback,
     RoutingFileError,
@@ -20,8 +25,11 @@ from intercom_responder.core.routing import (
     parse_routing_file,
     read_route,
 )
-from tests.conftest import OPENAI_KEY
+from tests.conftest import ADMIN_ID, OPENAI_KEY, daemon_env, run_main, waiting_customer
+from tests.fakes.intercom import FakeIntercom
 from tests.fakes.openai_server import FakeOpenAI
+
+MakeApp = Callable[..., App]
 
 FILE = """
 [teams.Billing]
@@ -144,3 +152,112 @@ def test_a_malformed_routing_file_stops_the_start_naming_the_file_and_line(
     good.write_text(FILE)
     settings = load_settings({**env, "ROUTING": "true", "ROUTING_FILE": str(good)})
     assert settings.routing and settings.routing_min_confidence == 0.6
+
+
+# --------------------------------------------------------------------------- hand-offs
+
+
+def routing_model(model: FakeOpenAI, team: str, confidence: float = 0.9) -> None:
+    """Drafts confidently, and routes to `team` when asked which team."""
+
+    def answer(request: dict[str, Any]) -> str:
+        schema = (request.get("response_format") or {}).get("json_schema") or {}
+        if schema.get("name") == "route_conversation":
+            return reply(team, confidence, "the customer disputes a charge")
+        return json.dumps({"answer": "We will look into it.", "confidence": 0.95, "reasoning": ""})
+
+    model.reply = answer
+
+
+@pytest.fixture
+def teams(intercom: FakeIntercom) -> FakeIntercom:
+    intercom.add_team("4001", "Billing")
+    intercom.add_team("4002", "Account security")
+    intercom.add_team("4242", "Support")
+    return intercom
+
+
+def routing_notes(intercom: FakeIntercom, cid: str) -> list[str]:
+    return [
+        p["body"]
+        for p in intercom.parts(cid, author_id=ADMIN_ID, part_type="note")
+        if "Routing:" in (p["body"] or "")
+    ]
+
+
+def test_a_hand_off_goes_to_the_team_the_model_picks_with_the_reason(
+    teams: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    routing_model(model, "Billing")
+    cid = waiting_customer(teams, "<p>I want a chargeback for this payment!</p>")
+    app = make_app(ROUTING="true", HANDOFF_TEAM_ID="4242")
+
+    [outcome] = app.poller.poll_once().outcomes
+
+    assert outcome.status == "handed off"
+    assert teams.conversation(cid)["team_assignee_id"] == 4001
+    [note] = routing_notes(teams, cid)
+    assert "Routed to <b>Billing</b> (confidence 0.90)" in note
+    assert "the customer disputes a charge" in note
+    record = app.store.get(cid)
+    assert record is not None and record.route is not None and record.route.team_id == "4001"
+    assert app.metrics is not None
+    assert app.metrics.value("intercom_responder_routed_handoffs_total", {"team": "Billing"}) == 1
+
+
+@pytest.mark.parametrize(
+    ("team", "confidence", "cause"),
+    [("Legal", 0.9, "unknown_team"), ("Billing", 0.3, "low_confidence")],
+)
+def test_a_route_that_cannot_be_used_falls_back_to_the_handoff_team_and_says_so(
+    teams: FakeIntercom,
+    model: FakeOpenAI,
+    make_app: MakeApp,
+    team: str,
+    confidence: float,
+    cause: str,
+) -> None:
+    routing_model(model, team, confidence)
+    cid = waiting_customer(teams, "<p>urgent: my lawyer wants the contract</p>")
+    app = make_app(ROUTING="true", HANDOFF_TEAM_ID="4242")
+    app.poller.poll_once()
+    assert teams.conversation(cid)["team_assignee_id"] == 4242
+    [note] = routing_notes(teams, cid)
+    assert "Not routed by the model; assigned to HANDOFF_TEAM_ID 4242" in note
+    assert app.metrics is not None
+    assert app.metrics.value("intercom_responder_routing_fallbacks_total", {"cause": cause}) == 1
+
+
+def test_a_restart_between_classification_and_assignment_assigns_once_without_asking_again(
+    teams: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    cid = waiting_customer(teams, "<p>Please cancel my account</p>")
+    customer_part = str(teams.conversation(cid)["source"]["id"])
+    teams.admin_writes(cid, ADMIN_ID, f"<p>{NOTE_MARKER} Handed to the team</p>", part_type="note")
+    app = make_app(ROUTING="true")
+    route = RouteTaken("4002", "Account security", 0.8, "account closure")
+    app.store.put(  # the daemon died after recording the route, before assigning
+        ConversationRecord(
+            cid, State.SENDING, customer_part_id=customer_part, action=PostKind.HANDOFF
+        ).routed(route)
+    )
+
+    [outcome] = app.poller.poll_once().outcomes
+
+    assert outcome.status == "recovered" and model.chat_requests == []  # not classified again
+    assert teams.conversation(cid)["team_assignee_id"] == 4002
+    assert len(routing_notes(teams, cid)) == 1
+    app.poller.poll_once()
+    assert len(routing_notes(teams, cid)) == 1
+
+
+def test_the_route_command_shows_the_team_and_assigns_nothing(
+    teams: FakeIntercom, model: FakeOpenAI, tmp_path: Path
+) -> None:
+    routing_model(model, "Billing", 0.82)
+    env = daemon_env(teams, model, tmp_path)
+    code, stdout, stderr = run_main(["route", "I was charged twice"], env)
+    assert code == 0, stderr
+    assert "team:       Billing (id 4001)" in stdout and "confidence: 0.82" in stdout
+    assert "Billing, Account security, Support" in stdout
+    assert [r.method for r in teams.requests] == ["GET"]  # GET /teams, nothing written

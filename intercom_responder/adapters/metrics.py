@@ -36,6 +36,15 @@ class Metrics:
         self.handoffs = Counter(
             f"{prefix}_handoffs", "Conversations handed to the team", ["reason"], registry=r
         )
+        self.routed_handoffs = Counter(
+            f"{prefix}_routed_handoffs", "Hand-offs by the team routing chose", ["team"], registry=r
+        )
+        self.routing_fallbacks = Counter(
+            f"{prefix}_routing_fallbacks",
+            "Hand-offs routing could not place",
+            ["cause"],
+            registry=r,
+        )
         self.errors = Counter(
             f"{prefix}_errors", "Failures by dependency", ["dependency"], registry=r
         )

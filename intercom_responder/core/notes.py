@@ -11,6 +11,7 @@ from .conversation import NOTE_MARKER
 from .draft import Draft
 from .markup import text_to_html
 from .policy import Action, Decision
+from .records import RouteTaken
 
 
 def review_note_html(draft: Draft, decision: Decision) -> str:
@@ -51,3 +52,20 @@ def failure_note_html(attempts: int, reason: str) -> str:
         f"after {attempts} attempts. Please answer it yourself.</p>"
         f"<p>Last error: {text_to_html(reason) or 'unknown'}</p>"
     )
+
+
+#: In every routing note, so that a restart finds it and does not post it again.
+ROUTING_NOTE_MARK = "Routing:"
+
+
+def routing_note_html(route: RouteTaken, *, fallback_team_id: str | None) -> str:
+    """Which team got the conversation and why, or why none did (all escaped)."""
+    if route.team_id:
+        team = _inline(route.team_name or route.team_id)
+        head = f"Routed to <b>{team}</b> (confidence {route.confidence:.2f})"
+    elif fallback_team_id:
+        head = f"Not routed by the model; assigned to HANDOFF_TEAM_ID {fallback_team_id}"
+    else:
+        head = "Not routed by the model; left unassigned (no HANDOFF_TEAM_ID)"
+    why = f": {_inline(route.reason)}" if route.reason else ""
+    return f"<p><b>{NOTE_MARKER}</b> {ROUTING_NOTE_MARK} {head}{why}</p>"

@@ -107,6 +107,32 @@ class PendingReview:
 
 
 @dataclass(frozen=True)
+class RouteTaken:
+    """Where routing sent a hand-off: kept so that it is never classified twice."""
+
+    team_id: str | None  # None: the fallback (HANDOFF_TEAM_ID, or nobody)
+    team_name: str | None
+    confidence: float
+    reason: str
+    fallback: str | None = None  # why the model's choice was not used
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> RouteTaken:
+        if not isinstance(data, Mapping):
+            raise ValueError("'route' is not an object")
+        return cls(
+            team_id=str(data["team_id"]) if data.get("team_id") else None,
+            team_name=str(data["team_name"]) if data.get("team_name") else None,
+            confidence=float(data.get("confidence") or 0.0),
+            reason=str(data.get("reason") or ""),
+            fallback=str(data["fallback"]) if data.get("fallback") else None,
+        )
+
+
+@dataclass(frozen=True)
 class ConversationRecord:
     conversation_id: str
     state: State
@@ -126,6 +152,7 @@ class ConversationRecord:
     review: PendingReview | None = None  # IN_REVIEW, and kept after: the Slack message
     customer_message_at: int | None = None  # when the newest customer message was written
     retry_requested: bool = False  # `dlq retry`: try again although it was handed off
+    route: RouteTaken | None = None  # SENDING a hand-off with ROUTING: the team chosen
     created_at: float = 0.0  # set by the store
     updated_at: float = 0.0  # set by the store
 
@@ -137,6 +164,8 @@ class ConversationRecord:
             set_field(self, "action", PostKind(self.action))
         if self.review is not None and not isinstance(self.review, PendingReview):
             set_field(self, "review", PendingReview.from_json(self.review))
+        if self.route is not None and not isinstance(self.route, RouteTaken):
+            set_field(self, "route", RouteTaken.from_json(self.route))
         set_field(self, "ai_replies", tuple(self.ai_replies or ()))
         set_field(self, "memory_ids", tuple(self.memory_ids or ()))
 
@@ -158,6 +187,7 @@ class ConversationRecord:
             due_at=None,
             action=None,
             retry_requested=False,
+            route=None,
             **_seen(conversation),
         )
 
@@ -177,6 +207,10 @@ class ConversationRecord:
             customer_part_id=customer_part_id,
             memory_ids=tuple(memory_ids),
         )
+
+    def routed(self, route: RouteTaken) -> ConversationRecord:
+        """The team a hand-off goes to, on disk before the assignment (state unchanged)."""
+        return replace(self, route=route)
 
     def sent(
         self,
@@ -275,7 +309,7 @@ class ConversationRecord:
             value = getattr(self, name)
             if value is None or value == () or (name == "retry_requested" and not value):
                 continue
-            if isinstance(value, PendingReview):
+            if isinstance(value, PendingReview | RouteTaken):
                 value = value.to_json()
             elif isinstance(value, tuple):
                 value = list(value)

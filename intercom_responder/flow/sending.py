@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from ..adapters.intercom import AmbiguousWriteError, IntercomClient, IntercomError
 from ..core.conversation import Conversation, Message
 from ..core.markup import text_to_html
-from ..core.notes import failure_note_html, review_note_html
+from ..core.notes import ROUTING_NOTE_MARK, failure_note_html, review_note_html, routing_note_html
 from ..core.policy import Action, Decision
 from ..core.records import ConversationRecord, PostKind
 from ..core.triage import Recheck, Rules, recheck
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ..adapters.metrics import Metrics
     from ..adapters.store import StateStore
     from ..core.draft import Draft
+    from .routing import Router
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class Sending:
         store: StateStore,
         rules: Rules,
         handoff: HandoffTargets = HandoffTargets(),
+        router: Router | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -72,6 +74,7 @@ class Sending:
         self._store = store
         self._rules = rules
         self._handoff = handoff
+        self._router = router
         self._metrics = metrics
         self._clock = clock
 
@@ -132,17 +135,8 @@ class Sending:
 
     def give_up_note(self, conversation_id: str, attempts: int, reason: str) -> None:
         """Tell the team about a dead letter; a failure here is logged, not raised."""
-        try:
-            self._intercom.reply(
-                conversation_id,
-                admin_id=self.admin_id,
-                body_html=failure_note_html(attempts, reason),
-                message_type="note",
-            )
-        except IntercomError as exc:
-            log.error(
-                "conversation %s: could not post the failure note either: %s", conversation_id, exc
-            )
+        if not self._note(conversation_id, failure_note_html(attempts, reason)):
+            log.error("conversation %s: could not post the failure note either", conversation_id)
 
     # --- the steps ------------------------------------------------------------------------
 
@@ -200,34 +194,85 @@ class Sending:
         ai_replies = recent_ai_replies(record, self._clock())
         if kind == PostKind.REPLY:
             ai_replies.append(part.created_at if part and part.created_at else self._clock())
+        if kind == PostKind.HANDOFF and self._router is not None:
+            record = self._route(record, conversation)
         self._store.put(record.sent(kind, part, conversation, reason=reason, ai_replies=ai_replies))
-        if kind == PostKind.HANDOFF:
+        if kind == PostKind.HANDOFF and self._router is None:
             self._assign(conversation.id)
         self._count(kind, decision, recovered)
         status = Status.RECOVERED if recovered else _STATUSES[kind]
         return Outcome(conversation.id, status, reason, decision, draft)
 
-    def _assign(self, conversation_id: str) -> None:
-        """Put the conversation in a person's inbox; assignments are safe to repeat."""
-        targets = (("team", self._handoff.team_id), ("admin", self._handoff.admin_id))
-        for assignee_type, assignee in targets:
-            if not assignee:
-                continue
-            try:
-                self._intercom.assign(
-                    conversation_id,
-                    admin_id=self.admin_id,
-                    assignee_type=assignee_type,
-                    assignee_id=assignee,
-                )
-            except IntercomError as exc:
-                log.warning(
-                    "conversation %s: handed off, but assigning it to %s %s failed: %s",
-                    conversation_id,
-                    assignee_type,
-                    assignee,
-                    exc,
-                )
+    def _assign(self, conversation_id: str, team_id: str | None = None) -> bool:
+        """Put the conversation in a person's inbox; assignments are safe to repeat.
+
+        `team_id` (routing's choice) instead of HANDOFF_TEAM_ID; False when Intercom
+        refused the team.
+        """
+        team = team_id or self._handoff.team_id
+        team_ok = self._assign_to(conversation_id, "team", team) if team else True
+        if self._handoff.admin_id:
+            self._assign_to(conversation_id, "admin", self._handoff.admin_id)
+        return team_ok
+
+    def _route(self, record: ConversationRecord, conversation: Conversation) -> ConversationRecord:
+        """Classify once (the route is on disk before the assignment), assign, say so once."""
+        assert self._router is not None
+        route = record.route
+        if route is None:
+            texts = [m.text for m in conversation.unanswered_customer_messages()]
+            route = self._router.route(texts, about=f"conversation {conversation.id}")
+            record = self._store.put(record.routed(route))
+        fallback = None if route.team_id else self._handoff.team_id
+        if not self._assign(conversation.id, route.team_id) and route.team_id:
+            self._router.forget_teams()  # perhaps the team is gone: read them again next time
+        if not self._routing_noted(conversation, record.customer_part_id):
+            self._note(conversation.id, routing_note_html(route, fallback_team_id=fallback))
+        if self._metrics is not None:
+            self._metrics.routed_handoffs.labels(team=route.team_name or "fallback").inc()
+            if route.fallback:
+                self._metrics.routing_fallbacks.labels(cause=route.fallback).inc()
+        return record
+
+    def _routing_noted(self, conversation: Conversation, customer_part_id: str | None) -> bool:
+        """Our routing note is there already (a restart after posting it)."""
+        after = conversation.messages_after(customer_part_id) if customer_part_id else []
+        return any(
+            m.kind == "note" and m.author_id == self.admin_id and ROUTING_NOTE_MARK in m.text
+            for m in after
+        )
+
+    # --- the writes beside the exactly-once post ----------------------------------------------
+
+    def _assign_to(self, conversation_id: str, assignee_type: str, assignee_id: str) -> bool:
+        try:
+            self._intercom.assign(
+                conversation_id,
+                admin_id=self.admin_id,
+                assignee_type=assignee_type,
+                assignee_id=assignee_id,
+            )
+        except IntercomError as exc:
+            log.warning(
+                "conversation %s: handed off, but assigning it to %s %s failed: %s",
+                conversation_id,
+                assignee_type,
+                assignee_id,
+                exc,
+            )
+            return False
+        return True
+
+    def _note(self, conversation_id: str, body_html: str) -> bool:
+        """An internal note beside the exactly-once post; a failure is logged, not raised."""
+        try:
+            self._intercom.reply(
+                conversation_id, admin_id=self.admin_id, body_html=body_html, message_type="note"
+            )
+        except IntercomError as exc:
+            log.warning("conversation %s: could not post a note: %s", conversation_id, exc)
+            return False
+        return True
 
     def _mark_read(self, conversation_id: str) -> None:
         try:
@@ -266,11 +311,11 @@ class DryRunSending(Sending):
         self._store.put(record.looked_at(conversation, f"dry run: would {decision.action.value}"))
         return Outcome(conversation.id, Status.DRY_RUN, decision.reason, decision, draft, hits)
 
-    def give_up_note(self, conversation_id: str, attempts: int, reason: str) -> None:
-        return None
+    def _assign_to(self, conversation_id: str, assignee_type: str, assignee_id: str) -> bool:
+        return True
 
-    def _assign(self, conversation_id: str) -> None:
-        return None
+    def _note(self, conversation_id: str, body_html: str) -> bool:
+        return True
 
 
 def recent_ai_replies(record: ConversationRecord, now: float) -> list[float]:

@@ -11,7 +11,10 @@ are treated the same way.
 
 Implemented: `GET /me`, `GET /admins`, `GET /admins/{id}`, `POST /conversations/search`,
 `GET /conversations/{id}`, `PUT /conversations/{id}` (`read`),
-`POST /conversations/{id}/reply`, `POST /conversations/{id}/parts`. Anything else: 404.
+`POST /conversations/{id}/reply`, `POST /conversations/{id}/parts`, `GET /teams`,
+`GET /teams/{id}`, `POST /tickets/search` (the conversation search's query language,
+limits and cursors, over the ticket fields), `GET /tickets/{id}`, `PUT /tickets/{id}`.
+Anything else: 404.
 
 Order in which a request is processed: recorded in `requests`; auth (401); rate limit
 (429, counted per `rate_window`, or forced by `rate_limit_next`); OpenAPI validation
@@ -25,6 +28,20 @@ neither branch of `multiple_filter_search_request.value`'s oneOf and is refused 
 IN/NIN, or groups of groups); a filter `value` of null is refused; the `Intercom-Version`
 header must be one of the listed versions. Request bodies are not marked `required` in
 the description, so a missing body passes openapi-core and is refused by the handler.
+
+Tickets and teams, as the description has them for 2.16: a ticket's `admin_assignee_id`
+and `team_assignee_id` are integers, 0 when unassigned (never null); `snoozed_until` is
+left out, not null, when the ticket is not snoozed; `id` (the API id) and `ticket_id`
+(the Inbox number) differ, and only `id` finds the ticket. A team's `admin_ids` are
+integers. In `PUT /tickets/{id}` (`update_ticket_request`) `admin_id` is an integer but
+`assignee_id` a string, both top-level (the description's own request examples send
+`assignee_id` as a number, which its schema refuses). `assignee_id` names a team or an
+admin (ids are unique across both); "0" unassigns both; an unknown one is a 404
+`assignee_not_found`. The description does not forbid unknown fields there, but the fake
+refuses them (e.g. a nested `assignment` object): Intercom may well ignore them, and an
+update that silently does nothing is a client bug. In `/tickets/search`,
+`admin_assignee_id` and `team_assignee_id` are String fields (no `<`/`>`) and
+`created_at` also takes `<=`/`>=`.
 """
 
 from __future__ import annotations
@@ -41,7 +58,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -55,7 +72,14 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from tests.fakes.loopback import JsonHandler, LoopbackServer
 
-__all__ = ["SPEC_PATH", "FakeIntercom", "RecordedRequest", "load_spec"]
+__all__ = [
+    "SPEC_PATH",
+    "TICKET_STATES",
+    "TICKET_UPDATE_FIELDS",
+    "FakeIntercom",
+    "RecordedRequest",
+    "load_spec",
+]
 
 # Vendored into the repository (see tests/contracts/README.md for source and licence);
 # INTERCOM_OPENAPI_SPEC points the fake at another copy, e.g. a newer description.
@@ -80,6 +104,30 @@ DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 150
 MAX_FILTERS_PER_GROUP = 15
 MAX_NESTING = 2
+# A ticket's state is one of the workspace's ticket states; each has one of these
+# categories (`ticket_state.category`). The fake has one state per category:
+# category -> (ticket_state id, internal_label, external_label).
+TICKET_STATES: dict[str, tuple[str, str, str]] = {
+    "submitted": ("8001", "Submitted", "Submitted"),
+    "in_progress": ("8002", "In progress", "In progress"),
+    "waiting_on_customer": ("8003", "Waiting on customer", "Waiting on you"),
+    "resolved": ("8004", "Resolved", "Resolved"),
+}
+# `update_ticket_request`'s properties in 2.16, plus the `skip_notifications` that PUT
+# /tickets/{id} adds beside it (tests check this against the description).
+TICKET_UPDATE_FIELDS = frozenset(
+    {
+        "ticket_attributes",
+        "ticket_state_id",
+        "company_id",
+        "open",
+        "is_shared",
+        "snoozed_until",
+        "admin_id",
+        "assignee_id",
+        "skip_notifications",
+    }
+)
 
 _DEFAULT_ADMIN = {"id": "1", "name": "Fake Admin", "email": "admin@example.com"}
 _ERROR_CODES = {
@@ -95,6 +143,7 @@ _ERROR_CODES = {
 _WRITE_ROUTES = (
     ("POST", re.compile(r"/conversations/[^/]+/(reply|parts)")),
     ("PUT", re.compile(r"/conversations/[^/]+")),
+    ("PUT", re.compile(r"/tickets/[^/]+")),
 )
 _VALIDATION_LOCK = threading.Lock()
 
@@ -145,6 +194,25 @@ class _Conversation:
     team_assignee_id: int
     read: bool
     snoozed_until: int | None = None
+    parts: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Ticket:
+    id: str  # the API id (what /tickets/{ticket_id} takes)
+    ticket_id: str  # the number shown in the Inbox: never an API id in this fake
+    created_at: int
+    updated_at: int
+    attributes: dict[str, Any]  # ticket_attributes
+    state: str  # a TICKET_STATES category
+    ticket_type: str  # a ticket type's name
+    contact_id: str
+    admin_assignee_id: int  # 0: not assigned to an admin
+    team_assignee_id: int  # 0: not assigned to a team
+    open: bool
+    snoozed_until: int | None = None
+    is_shared: bool = False
+    previous_state: str | None = None  # the category before the latest state change
     parts: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -265,10 +333,24 @@ _STRING_OPS = frozenset({"=", "!=", "IN", "NIN", "~", "!~", "^", "$"})
 _BOOL_OPS = frozenset({"=", "!="})
 
 
-def _search_fields(
-    waiting_since: Callable[[_Conversation], int | None],
-) -> dict[str, tuple[str, Callable[[_Conversation], Any]]]:
-    """Searchable field -> (kind, getter); the kind decides the operators allowed."""
+# Searchable field -> (kind, getter); the kind decides the operators allowed.
+_Fields = dict[str, tuple[str, Callable[[Any], Any]]]
+
+
+@dataclass(frozen=True)
+class _SearchSpace:
+    """What one search endpoint searches: `name` gives the answer's `{name}.list` type and
+    its `{name}s` key."""
+
+    name: str
+    fields: _Fields
+    items: Callable[[], Iterable[Any]]
+    render: Callable[[Any], dict[str, Any]]
+    extra_ops: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+def _search_fields(waiting_since: Callable[[_Conversation], int | None]) -> _Fields:
+    """The fields of `/conversations/search`."""
     return {
         "id": ("string", lambda c: c.id),
         "created_at": ("date", lambda c: c.created_at),
@@ -285,6 +367,32 @@ def _search_fields(
         "source.author.type": ("string", lambda c: c.source["author"]["type"]),
         "source.delivered_as": ("string", lambda c: c.source["delivered_as"]),
         "priority": ("string", lambda c: "none"),
+    }
+
+
+# `category` is searched with these terms, not with the category names (the description of
+# /tickets/search says so).
+_TICKET_CATEGORY_TERMS = {"Customer": "request", "Back-office": "task", "Tracker": "tracker"}
+
+
+def _ticket_search_fields(type_id: Callable[[_Ticket], str]) -> _Fields:
+    """The fields of `/tickets/search`. Its description types `admin_assignee_id` and
+    `team_assignee_id` as String (the ticket object has them as integers): `=`, `!=`, IN
+    and NIN work, `<` and `>` do not; 0 or "0" finds the unassigned."""
+    return {
+        "id": ("string", lambda t: t.id),
+        "created_at": ("date", lambda t: t.created_at),
+        "updated_at": ("date", lambda t: t.updated_at),
+        "snoozed_until": ("date", lambda t: t.snoozed_until),
+        "title": ("string", lambda t: t.attributes.get("_default_title_") or ""),
+        "description": ("string", lambda t: t.attributes.get("_default_description_") or ""),
+        "category": ("string", lambda t: _TICKET_CATEGORY_TERMS["Customer"]),
+        "ticket_type_id": ("string", type_id),
+        "contact_ids": ("strings", lambda t: [t.contact_id]),
+        "admin_assignee_id": ("string", lambda t: t.admin_assignee_id),
+        "team_assignee_id": ("string", lambda t: t.team_assignee_id),
+        "open": ("boolean", lambda t: t.open),
+        "state": ("string", lambda t: t.state),
     }
 
 
@@ -335,6 +443,12 @@ class FakeIntercom(LoopbackServer):
         self._admins: dict[str, dict[str, Any]] = {}
         self._conversations: dict[str, _Conversation] = {}
         self._next_conversation_id = 1001
+        self._teams: dict[str, dict[str, Any]] = {}
+        self._tickets: dict[str, _Ticket] = {}
+        self._ticket_types: dict[str, dict[str, Any]] = {}  # by name
+        self._next_ticket_id = 7001
+        self._next_inbox_ticket_id = 1
+        self._next_ticket_type_id = 301
         self._next_part_id = 5_000_001
         self._next_contact = 1
         self._rules: list[_Rule] = []
@@ -344,6 +458,9 @@ class FakeIntercom(LoopbackServer):
         self._stopping = threading.Event()
         self._waiting_hidden: set[str] = set()
         self._fields = _search_fields(self._waiting_since)
+        self._ticket_fields = _ticket_search_fields(
+            lambda t: self._ticket_types[t.ticket_type]["id"]
+        )
         if validate:
             load_spec()
 
@@ -383,6 +500,14 @@ class FakeIntercom(LoopbackServer):
         with self._lock:
             return self._render(self._get_conversation(conversation_id), parts_limit=None)
 
+    def ticket(self, ticket_id: str) -> dict[str, Any]:
+        """The ticket as GET /tickets/{id} would show it, but with all of its parts."""
+        with self._lock:
+            ticket = self._tickets.get(str(ticket_id))
+            if ticket is None:
+                raise KeyError(f"no ticket {ticket_id!r} in the fake")
+            return self._render_ticket(ticket, parts_limit=None)
+
     def parts(
         self, conversation_id: str, *, author_id: str | None = None, part_type: str | None = None
     ) -> list[dict[str, Any]]:
@@ -400,11 +525,72 @@ class FakeIntercom(LoopbackServer):
     def add_admin(self, admin_id: str, name: str = "Admin", email: str | None = None) -> None:
         admin_id = str(admin_id)
         with self._lock:
+            if admin_id in self._teams:
+                raise ValueError(f"{admin_id} is a team's id (Intercom's ids are unique)")
             self._admins[admin_id] = {
                 "id": admin_id,
                 "name": name,
                 "email": email or f"admin{admin_id}@example.com",
             }
+
+    def add_team(self, team_id: str, name: str, admin_ids: list[str] | None = None) -> None:
+        """A team (GET /teams, a ticket's assignee). Ids are numeric strings: the
+        description has team ids as integers in `team_assignee_id`, `admin_ids` and
+        `admin.team_ids`, and teams and admins share one id space."""
+        team_id = str(team_id)
+        members = [str(a) for a in admin_ids or []]
+        for value in (team_id, *members):
+            if not value.isdigit():
+                raise ValueError(f"team and admin ids are numeric strings, not {value!r}")
+        with self._lock:
+            if team_id in self._admins:
+                raise ValueError(f"{team_id} is an admin's id (Intercom's ids are unique)")
+            self._teams[team_id] = {"id": team_id, "name": name, "admin_ids": members}
+
+    def create_ticket(
+        self,
+        title: str,
+        description: str,
+        *,
+        created_at: int | None = None,
+        state: str = "submitted",
+        team_assignee_id: str | None = None,
+        admin_assignee_id: str | None = None,
+        ticket_type: str = "Question",
+    ) -> str:
+        """A new Customer ticket; returns its API `id` (which is not its Inbox `ticket_id`).
+
+        `state` is a ticket state category (TICKET_STATES); a `resolved` ticket starts
+        closed (`open` false), any other open. `ticket_type` is a name: a ticket type of
+        that name is made the first time it is used. Assignee ids need not be known.
+        """
+        if state not in TICKET_STATES:
+            raise ValueError(f"state must be one of {tuple(TICKET_STATES)}, not {state!r}")
+        assignees = []
+        for what, value in (("team", team_assignee_id), ("admin", admin_assignee_id)):
+            if value is not None and not str(value).isdigit():
+                raise ValueError(f"{what} ids are numeric strings, not {value!r}")
+            assignees.append(int(value) if value is not None else 0)
+        with self._lock:
+            now = self._now() if created_at is None else int(created_at)
+            self._ticket_type(ticket_type, now)
+            ticket = _Ticket(
+                id=str(self._next_ticket_id),
+                ticket_id=str(self._next_inbox_ticket_id),
+                created_at=now,
+                updated_at=now,
+                attributes={"_default_title_": title, "_default_description_": description},
+                state=state,
+                ticket_type=ticket_type,
+                contact_id=self._new_contact_id(),
+                admin_assignee_id=assignees[1],
+                team_assignee_id=assignees[0],
+                open=state != "resolved",
+            )
+            self._next_ticket_id += 1
+            self._next_inbox_ticket_id += 1
+            self._tickets[ticket.id] = ticket
+            return ticket.id
 
     def create_conversation(
         self,
@@ -437,8 +623,7 @@ class FakeIntercom(LoopbackServer):
                 raise ValueError(f"conversation {conversation_id} already exists")
             self._next_conversation_id = max(self._next_conversation_id, int(conversation_id) + 1)
             if customer_id is None:
-                customer_id = f"6762f1261bb69f9f{self._next_contact:08x}"
-                self._next_contact += 1
+                customer_id = self._new_contact_id()
             customer = {
                 "type": author_type if author_type in CUSTOMER_AUTHOR_TYPES else "user",
                 "id": str(customer_id),
@@ -794,8 +979,28 @@ class FakeIntercom(LoopbackServer):
             if admin is None:
                 raise _ClientError(404, "admin_not_found", "Admin not found")
             return 200, self._render_admin(admin)
+        if m == "GET" and p == "/teams":
+            return 200, {
+                "type": "team.list",
+                "teams": [self._render_team(t) for t in self._teams.values()],
+            }
+        if m == "GET" and (match := re.fullmatch(r"/teams/([^/]+)", p)):
+            team = self._teams.get(match.group(1))
+            if team is None:
+                raise _ClientError(404, "team_not_found", "Team not found")
+            return 200, self._render_team(team)
+        if m == "POST" and p == "/tickets/search":
+            return 200, self._search(req.json, self._ticket_space())
+        if match := re.fullmatch(r"/tickets/([^/]+)", p):
+            ticket = self._tickets.get(match.group(1))
+            if ticket is None:
+                raise _ClientError(404, "ticket_not_found", "Ticket not found")
+            if m == "GET":
+                return 200, self._render_ticket(ticket)
+            if m == "PUT":
+                return 200, self._update_ticket(ticket, req.json)
         if m == "POST" and p == "/conversations/search":
-            return 200, self._search(req.json)
+            return 200, self._search(req.json, self._conversation_space())
         if match := re.fullmatch(r"/conversations/([^/]+)", p):
             if m == "GET":
                 return 200, self._render(self._find(match.group(1)))
@@ -894,9 +1099,119 @@ class FakeIntercom(LoopbackServer):
             self._touch(conv)
         return self._render(conv)
 
+    def _update_ticket(self, ticket: _Ticket, body: Any) -> dict[str, Any]:
+        """PUT /tickets/{id}. Everything is checked before anything changes."""
+        if not isinstance(body, dict):
+            raise _invalid("a JSON object body is required")
+        unknown = sorted(set(body) - TICKET_UPDATE_FIELDS)
+        if unknown:
+            raise _invalid(
+                f"{', '.join(unknown)}: not in update_ticket_request (2.16); the fields are "
+                f"{', '.join(sorted(TICKET_UPDATE_FIELDS))} (admin_id and assignee_id are "
+                "top-level)"
+            )
+        if "admin_id" in body:
+            admin = self._admin_table().get(str(body["admin_id"]))
+            if admin is None:
+                message = f"Admin not found: {body['admin_id']}"
+                raise _ClientError(404, "assignee_not_found", message)
+        else:
+            admin = self._me()
+        assignee: tuple[str, int] | None = None  # (kind, id); kind "" unassigns
+        if "assignee_id" in body:
+            wanted = str(body["assignee_id"]).strip()
+            if wanted == "0":
+                assignee = ("", 0)
+            elif wanted in self._teams:
+                assignee = ("team", int(wanted))
+            elif wanted in self._admin_table() and wanted.isdigit():
+                assignee = ("admin", int(wanted))
+            else:
+                message = f"Assignee not found: {body['assignee_id']}"
+                raise _ClientError(404, "assignee_not_found", message)
+        new_state: str | None = None
+        if "ticket_state_id" in body:
+            by_id = {v[0]: k for k, v in TICKET_STATES.items()}
+            new_state = by_id.get(str(body["ticket_state_id"]))
+            if new_state is None:
+                raise _ClientError(
+                    400,
+                    "ticket_state_id_invalid",
+                    "Ticket state id is not valid or is not associated with the ticket type",
+                    invalid=True,
+                )
+        if "company_id" in body:
+            raise _ClientError(404, "company_not_found", "Company Not Found")
+        attributes = body.get("ticket_attributes", {})
+        if not isinstance(attributes, dict):
+            raise _invalid("ticket_attributes must be an object")
+        flags = {k: _as_bool(body[k], k) for k in ("open", "is_shared") if k in body}
+        snooze = (
+            _as_int(body["snoozed_until"], "snoozed_until") if "snoozed_until" in body else None
+        )
+
+        author = self._ticket_author(admin)
+        if attributes:
+            ticket.attributes.update(attributes)
+            self._ticket_part(ticket, "ticket_attribute_updated_by_admin", author)
+        if new_state is not None and new_state != ticket.state:
+            previous, ticket.state, ticket.previous_state = ticket.state, new_state, ticket.state
+            self._ticket_part(
+                ticket,
+                "ticket_state_updated_by_admin",
+                author,
+                ticket_state=new_state,
+                previous_ticket_state=previous,
+            )
+        if assignee is not None:
+            kind, number = assignee
+            if kind == "team":
+                ticket.team_assignee_id = number
+            elif kind == "admin":
+                ticket.admin_assignee_id = number
+            else:  # "Set this 0 to unassign it": the fake unassigns both
+                ticket.admin_assignee_id = ticket.team_assignee_id = 0
+            assigned_to = (
+                {"type": kind, "id": str(number)} if kind else {"type": "nobody_admin", "id": None}
+            )
+            self._ticket_part(ticket, "assignment", author, assigned_to=assigned_to)
+        if "is_shared" in flags:
+            ticket.is_shared = flags["is_shared"]
+        if flags.get("open") is False:  # "Closing a ticket will also unsnooze it."
+            ticket.open, ticket.snoozed_until = False, None
+            self._ticket_part(ticket, "close", author)
+        elif snooze is not None:
+            ticket.open, ticket.snoozed_until = True, snooze
+            self._ticket_part(ticket, "snoozed", author)
+        elif flags.get("open") is True and (not ticket.open or ticket.snoozed_until):
+            ticket.open, ticket.snoozed_until = True, None
+            self._ticket_part(ticket, "open", author)
+        if set(body) - {"admin_id", "skip_notifications"}:
+            ticket.updated_at = max(ticket.updated_at, self._now())
+        return self._render_ticket(ticket)
+
     # ------------------------------------------------------------------ search (lock held)
 
-    def _search(self, body: Any) -> dict[str, Any]:
+    def _conversation_space(self) -> _SearchSpace:
+        return _SearchSpace(
+            "conversation",
+            self._fields,
+            lambda: self._conversations.values(),
+            lambda c: self._render(c, with_parts=False),
+        )
+
+    def _ticket_space(self) -> _SearchSpace:
+        return _SearchSpace(
+            "ticket",
+            self._ticket_fields,
+            lambda: self._tickets.values(),
+            self._render_ticket,
+            # The description of /tickets/search: "You may use the <= or >= operators to
+            # search by created_at" (they mean the same as > and <: both are inclusive).
+            extra_ops={"created_at": frozenset({"<=", ">="})},
+        )
+
+    def _search(self, body: Any, space: _SearchSpace) -> dict[str, Any]:
         if not isinstance(body, dict) or "query" not in body:
             raise _invalid("query is required")
         query = body["query"]
@@ -912,19 +1227,22 @@ class FakeIntercom(LoopbackServer):
             raise _invalid(
                 f"per_page must be an integer between 1 and {MAX_PER_PAGE}, got {per_page!r}"
             )
-        self._check_query(query, level=0)
-        query_key = hashlib.sha256(json.dumps(query, sort_keys=True).encode()).hexdigest()[:16]
+        self._check_query(query, 0, space)
+        # A cursor is only good for the query (and the resource) it was returned for.
+        keyed = json.dumps([space.name, query], sort_keys=True)
+        query_key = hashlib.sha256(keyed.encode()).hexdigest()[:16]
 
         cursor = pagination.get("starting_after")
         if cursor:
             offset, ids = self._decode_cursor(cursor, query_key)
         else:
-            matching = [c for c in self._conversations.values() if self._matches(c, query)]
+            matching = [c for c in space.items() if self._matches(c, query, space.fields)]
             # An order clients must not rely on: neither by id nor by time.
             matching.sort(
                 key=lambda c: hashlib.sha256(f"fake-intercom:{c.id}".encode()).hexdigest()
             )
             offset, ids = 0, [c.id for c in matching]
+        found = {c.id: c for c in space.items()}
 
         page_ids = ids[offset : offset + per_page]
         pages: dict[str, Any] = {
@@ -939,12 +1257,10 @@ class FakeIntercom(LoopbackServer):
                 "starting_after": self._encode_cursor(offset + per_page, ids, query_key),
             }
         return {
-            "type": "conversation.list",
+            "type": f"{space.name}.list",
             "pages": pages,
             "total_count": len(ids),
-            "conversations": [
-                self._render(self._conversations[i], with_parts=False) for i in page_ids
-            ],
+            f"{space.name}s": [space.render(found[i]) for i in page_ids if i in found],
         }
 
     @staticmethod
@@ -964,23 +1280,23 @@ class FakeIntercom(LoopbackServer):
             raise _invalid("starting_after belongs to a different query")
         return offset, ids
 
-    def _check_query(self, query: Any, level: int) -> None:
+    def _check_query(self, query: Any, level: int, space: _SearchSpace) -> None:
         if not isinstance(query, dict):
             raise _invalid(f"a filter must be an object, got {query!r}")
         if "field" in query:
             name, op = query.get("field"), query.get("operator")
-            if name not in self._fields:
-                raise _invalid(f"field {name!r} is not searchable in this fake")
+            if name not in space.fields:
+                raise _invalid(f"field {name!r} is not searchable in this fake ({space.name}s)")
             if "value" not in query:
                 raise _invalid(f"filter on {name!r} has no value")
-            kind = self._fields[name][0]
+            kind = space.fields[name][0]
             allowed = {
                 "date": _DATE_OPS,
                 "integer": _NUMBER_OPS,
                 "string": _STRING_OPS,
                 "strings": _STRING_OPS,
                 "boolean": _BOOL_OPS,
-            }[kind]
+            }[kind] | space.extra_ops.get(name, frozenset())
             if op not in allowed:
                 raise _invalid(f"operator {op!r} is not supported for {kind} field {name!r}")
             value = query["value"]
@@ -1005,14 +1321,14 @@ class FakeIntercom(LoopbackServer):
         if len(value) > MAX_FILTERS_PER_GROUP:
             raise _invalid(f"at most {MAX_FILTERS_PER_GROUP} filters per {op} group")
         for sub in value:
-            self._check_query(sub, level + 1)
+            self._check_query(sub, level + 1, space)
 
-    def _matches(self, conv: _Conversation, query: dict[str, Any]) -> bool:
+    def _matches(self, item: Any, query: dict[str, Any], fields: _Fields) -> bool:
         if "field" not in query:
-            results = (self._matches(conv, sub) for sub in query["value"])
+            results = (self._matches(item, sub, fields) for sub in query["value"])
             return all(results) if query["operator"] == "AND" else any(results)
-        kind, getter = self._fields[query["field"]]
-        actual, value = getter(conv), query["value"]
+        kind, getter = fields[query["field"]]
+        actual, value = getter(item), query["value"]
         op: str = query["operator"]
         if kind in ("date", "integer"):
             if actual is None:
@@ -1026,7 +1342,9 @@ class FakeIntercom(LoopbackServer):
                 "=": number == wanted,
                 "!=": number != wanted,
                 ">": number >= wanted,
+                ">=": number >= wanted,
                 "<": number <= wanted,
+                "<=": number <= wanted,
             }[op]
         if kind == "boolean":
             return bool(actual == _as_bool(value, "value")) == (op == "=")
@@ -1056,6 +1374,44 @@ class FakeIntercom(LoopbackServer):
         part_id = str(self._next_part_id)
         self._next_part_id += 1
         return part_id
+
+    def _new_contact_id(self) -> str:
+        contact_id = f"6762f1261bb69f9f{self._next_contact:08x}"
+        self._next_contact += 1
+        return contact_id
+
+    def _ticket_type(self, name: str, at: int) -> dict[str, Any]:
+        if name not in self._ticket_types:
+            self._ticket_types[name] = {
+                "id": str(self._next_ticket_type_id),
+                "name": name,
+                "created_at": at,
+            }
+            self._next_ticket_type_id += 1
+        return self._ticket_types[name]
+
+    def _ticket_author(self, admin: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "admin", "id": admin["id"], "name": admin["name"], "email": admin["email"]}
+
+    def _ticket_part(
+        self, ticket: _Ticket, part_type: str, author: dict[str, Any], **extra: Any
+    ) -> dict[str, Any]:
+        at = self._now()
+        part: dict[str, Any] = {
+            "type": "ticket_part",
+            "id": self._new_part_id(),
+            "part_type": part_type,
+            "body": None,
+            "created_at": at,
+            "updated_at": at,
+            **extra,
+            "author": author,
+            "attachments": [],
+            "external_id": None,
+            "redacted": False,
+        }
+        ticket.parts.append(part)
+        return part
 
     def _get_conversation(self, conversation_id: str) -> _Conversation:
         conv = self._conversations.get(str(conversation_id))
@@ -1159,8 +1515,109 @@ class FakeIntercom(LoopbackServer):
             "away_mode_reassign": False,
             "away_status_reason_id": None,
             "has_inbox_seat": True,
-            "team_ids": [],
+            "team_ids": [
+                int(t["id"]) for t in self._teams.values() if admin["id"] in t["admin_ids"]
+            ],
         }
+
+    def _render_team(self, team: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "team",
+            "id": team["id"],
+            "name": team["name"],
+            "admin_ids": [int(a) for a in team["admin_ids"]],  # integers, as described
+            "distribution_method": "round_robin",
+        }
+
+    def _render_ticket_type(self, ticket_type: dict[str, Any]) -> dict[str, Any]:
+        at = ticket_type["created_at"]
+        attributes = [
+            {
+                "type": "ticket_type_attribute",
+                "id": f"{ticket_type['id']}{n}",
+                "workspace_id": "fakeintercom",
+                "name": name,
+                "description": label,
+                "data_type": "string",
+                "input_options": {"multiline": name == "_default_description_"},
+                "order": n,
+                "required_to_create": name == "_default_title_",
+                "required_to_create_for_contacts": False,
+                "visible_on_create": True,
+                "visible_to_contacts": True,
+                "default": True,
+                "ticket_type_id": int(ticket_type["id"]),
+                "archived": False,
+                "created_at": at,
+                "updated_at": at,
+            }
+            for n, (name, label) in enumerate(
+                [("_default_title_", "Title"), ("_default_description_", "Description")]
+            )
+        ]
+        return {
+            "type": "ticket_type",
+            "id": ticket_type["id"],
+            "category": "Customer",
+            "name": ticket_type["name"],
+            "description": "",
+            "icon": "\U0001f3ab",
+            "workspace_id": "fakeintercom",
+            "archived": False,
+            "created_at": at,
+            "updated_at": at,
+            "is_internal": False,
+            # The shape Intercom sends (the description's examples), not the one its
+            # `ticket_type_attribute_list` schema names (`ticket_type_attributes.list`
+            # with a `ticket_type_attributes` array); both fit the schema.
+            "ticket_type_attributes": {"type": "list", "data": attributes},
+        }
+
+    def _render_ticket(
+        self, ticket: _Ticket, *, parts_limit: int | None = MAX_PARTS_RETURNED
+    ) -> dict[str, Any]:
+        state_id, internal, external = TICKET_STATES[ticket.state]
+        shown = ticket.parts if parts_limit is None else ticket.parts[-parts_limit:]
+        data: dict[str, Any] = {
+            "type": "ticket",
+            "id": ticket.id,
+            "ticket_id": ticket.ticket_id,
+            "category": "Customer",
+            "ticket_attributes": copy.deepcopy(ticket.attributes),
+            "ticket_state": {
+                "type": "ticket_state",
+                "id": state_id,
+                "category": ticket.state,
+                "internal_label": internal,
+                "external_label": external,
+            },
+            "ticket_type": self._render_ticket_type(self._ticket_types[ticket.ticket_type]),
+            "contacts": {
+                "type": "contact.list",
+                "contacts": [{"type": "contact", "id": ticket.contact_id, "external_id": None}],
+            },
+            # Integers, 0 when unassigned (the `ticket` schema and all its examples).
+            "admin_assignee_id": ticket.admin_assignee_id,
+            "team_assignee_id": ticket.team_assignee_id,
+            "created_at": ticket.created_at,
+            "updated_at": ticket.updated_at,
+            "ticket_parts": {
+                "type": "ticket_part.list",
+                "ticket_parts": copy.deepcopy(shown),
+                "total_count": len(ticket.parts),
+            },
+            "open": ticket.open,
+            "linked_objects": {"type": "list", "data": [], "total_count": 0, "has_more": False},
+            "is_shared": ticket.is_shared,
+            "previous_ticket_state_id": (
+                TICKET_STATES[ticket.previous_state][0] if ticket.previous_state else None
+            ),
+        }
+        if ticket.snoozed_until is not None:
+            # `snoozed_until` is a non-nullable integer: absent (as in the examples), not
+            # null, when the ticket is not snoozed.
+            data["snoozed_until"] = ticket.snoozed_until
+        return data
 
     def _render_me(self) -> dict[str, Any]:
         me = self._me()
