@@ -498,7 +498,11 @@ def print_dry_run(outcome: Outcome, out: TextIO) -> None:
         f"conversation {outcome.conversation_id}: would send {verb}",
         f"  decision:   {outcome.decision.action.value} ({outcome.decision.reason})",
         f"  confidence: {outcome.draft.confidence:.2f}",
-        "  draft:",
     ]
+    route = outcome.route
+    if route is not None:
+        team = route.team_name or f"none ({route.fallback}; HANDOFF_TEAM_ID or unassigned)"
+        lines.append(f"  routing:    {team}, confidence {route.confidence:.2f}: {route.reason}")
+    lines.append("  draft:")
     lines += [f"    {line}" for line in (outcome.draft.answer or "(empty)").splitlines()]
     print("\n".join(lines), file=out, flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -261,3 +262,17 @@ def test_the_route_command_shows_the_team_and_assigns_nothing(
     assert "team:       Billing (id 4001)" in stdout and "confidence: 0.82" in stdout
     assert "Billing, Account security, Support" in stdout
     assert [r.method for r in teams.requests] == ["GET"]  # GET /teams, nothing written
+
+
+def test_a_dry_run_shows_the_routing_and_assigns_nothing(
+    teams: FakeIntercom, model: FakeOpenAI, make_app: MakeApp
+) -> None:
+    routing_model(model, "Billing", 0.77)
+    waiting_customer(teams, "<p>I will file a chargeback</p>")
+    out = io.StringIO()
+    make_app(dry_run=True, out=out, ROUTING="true").poller.poll_once()
+    printed = out.getvalue()
+    assert "decision:   handoff" in printed
+    assert "routing:    Billing, confidence 0.77: the customer disputes a charge" in printed
+    writes = [r for r in teams.requests if r.method != "GET" and "/search" not in r.path]
+    assert writes == []

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from ..adapters.memory import MemoryHit
     from ..core.draft import Draft
     from ..core.policy import Decision
+    from ..core.records import RouteTaken
 
 
 class Status(StrEnum):
@@ -35,3 +36,4 @@ class Outcome:
     decision: Decision | None = None
     draft: Draft | None = None
     memory_hits: tuple[MemoryHit, ...] = ()
+    route: RouteTaken | None = None  # a dry run's hand-off: the team routing would choose

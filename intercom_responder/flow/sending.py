@@ -309,7 +309,13 @@ class DryRunSending(Sending):
     ) -> Outcome:
         # remembered in memory only, so a long dry run shows each conversation once
         self._store.put(record.looked_at(conversation, f"dry run: would {decision.action.value}"))
-        return Outcome(conversation.id, Status.DRY_RUN, decision.reason, decision, draft, hits)
+        route = None
+        if decision.action is Action.HANDOFF and self._router is not None:
+            texts = [m.text for m in conversation.unanswered_customer_messages()]
+            route = self._router.route(texts, about=f"conversation {conversation.id} (dry run)")
+        return Outcome(
+            conversation.id, Status.DRY_RUN, decision.reason, decision, draft, hits, route
+        )
 
     def _assign_to(self, conversation_id: str, assignee_type: str, assignee_id: str) -> bool:
         return True
