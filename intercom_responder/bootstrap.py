@@ -62,7 +62,7 @@ class App:
     def start(self, *, serve_health: bool = True, serve_webhook: bool = True) -> None:
         """Start what runs beside the poll loop: Slack review, webhooks, /health and /metrics.
 
-        Raises `WebhookStartError` when WEBHOOK_ADDR cannot be listened on.
+        Raises `WebStartError` when WEBHOOK_ADDR cannot be listened on.
         """
         if serve_health and self.settings.health_addr and self.health and self.metrics:
             from .adapters.health import HealthServer
@@ -262,20 +262,14 @@ def build_sending(
 def build_router(settings: Settings, intercom: IntercomClient) -> Router:
     """ROUTING: the workspace's teams, the routing file's notes, the chat model."""
     from .adapters.team_classifier import TeamClassifier
-    from .core.routing import parse_routing_file
     from .flow.routing import Router
 
-    notes = (
-        parse_routing_file(settings.routing_file.read_text(encoding="utf-8"))
-        if settings.routing_file is not None
-        else {}
-    )
     return Router(
         intercom=intercom,
         classifier=TeamClassifier(
             build_chat_model(settings), min_confidence=settings.routing_min_confidence
         ),
-        notes=notes,
+        notes=settings.routing_notes,
         fallback_team_id=settings.handoff_team_id,
     )
 

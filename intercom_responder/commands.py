@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 def run_daemon(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> int:
     """The daemon: poll until stopped (SIGTERM or Ctrl-C), or once with `--once`."""
     from .adapters.files import StateFileError
-    from .adapters.webhook_server import WebhookStartError
+    from .adapters.web import WebStartError
     from .bootstrap import build_app
 
     log = logging.getLogger("intercom_responder")
@@ -45,7 +45,7 @@ def run_daemon(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) ->
     _install_signal_handlers(app.stopping)
     try:
         app.start(serve_health=not once, serve_webhook=not once)
-    except WebhookStartError as exc:
+    except WebStartError as exc:
         print(f"intercom-responder: {exc}", file=sys.stderr)
         app.close()
         return ExitCode.CONFIG

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
 from . import defaults as d
 from .core.policy import parse_keywords
+from .core.routing import RoutingFileError, TeamNotes, parse_routing_file
 
 T = TypeVar("T")
 
@@ -69,6 +70,7 @@ class Settings:
     handoff_admin_id: str | None = None
     routing: bool = False
     routing_file: Path | None = None
+    routing_notes: Mapping[str, TeamNotes] = field(default_factory=dict)  # ROUTING_FILE's
     routing_min_confidence: float = d.ROUTING_MIN_CONFIDENCE
     mem0_api_key: str | None = None
     mem0_host: str | None = None
@@ -222,7 +224,7 @@ def load_settings(
     )
     _check_slack_complete(settings)
     _check_webhook_complete(settings)
-    _check_routing_file(settings)
+    settings = _read_routing_file(settings)
     if need_responder:
         _check_memory_can_embed(settings)
     return _resolve_intervals(settings, reader)
@@ -273,21 +275,21 @@ def _check_memory_can_embed(settings: Settings) -> None:
         )
 
 
-def _check_routing_file(settings: Settings) -> None:
-    """A routing file with a typo must stop the start, not route everything by name."""
-    from .core.routing import RoutingFileError, parse_routing_file
-
+def _read_routing_file(settings: Settings) -> Settings:
+    """Read once, at start: a routing file with a typo must stop the start, not route
+    everything by name."""
     if settings.routing and not settings.openai_api_key:
         raise ConfigError("OPENAI_API_KEY", "is required for ROUTING (the model picks the team)")
     path = settings.routing_file
     if path is None:
-        return
+        return settings
     try:
-        parse_routing_file(path.read_text(encoding="utf-8"))
+        notes = parse_routing_file(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError("ROUTING_FILE", f"{path}: cannot be read ({exc})") from None
     except RoutingFileError as exc:
         raise ConfigError("ROUTING_FILE", f"{path}: {exc}") from None
+    return replace(settings, routing_notes=notes)
 
 
 def _check_webhook_complete(settings: Settings) -> None:

@@ -145,7 +145,7 @@ def test_an_expired_session_is_replaced_and_the_message_answered_once(
     app.poller.poll_once()
 
     [_, second] = bot.session_ids()
-    assert bot.queries(first) == bot.queries(first)[:1]  # nothing more went to the old one
+    assert len(bot.queries(first)) == 1  # nothing more went to the old one
     assert len(bot.queries(second)) == 1 and len(replies(intercom, cid)) == 2
     record = app.store.get(cid)
     assert record is not None and record.session_id == second

@@ -19,14 +19,11 @@ from ..core.webhook import (
     parse_notification,
     signature_ok,
 )
-from .web import BackgroundWebServer, WebStartError
+from .web import BackgroundWebServer
 
 log = logging.getLogger(__name__)
 
 PATH = "/webhooks/intercom"
-
-#: Raised by `start()` when WEBHOOK_ADDR cannot be listened on (exit 2).
-WebhookStartError = WebStartError
 
 
 class WebhookServer:
@@ -55,7 +52,7 @@ class WebhookServer:
         return f"http://{self._server.host}:{self.port}{PATH}"
 
     def start(self) -> None:
-        """Listen; raises `WebhookStartError` naming WEBHOOK_ADDR when that is impossible."""
+        """Listen; raises `WebStartError` naming WEBHOOK_ADDR when that is impossible."""
         self._server.start()
         log.info("webhook receiver on %s", self.url)
 

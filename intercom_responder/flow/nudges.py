@@ -105,7 +105,7 @@ class Nudges:
         self._workers.shutdown(wait=True, cancel_futures=True)
 
     def pending(self) -> int:
-        """Conversations queued or being handled (for tests and /metrics)."""
+        """Conversations queued or being handled."""
         with self._wake:
             return len(self._due) + len(self._running)
 

@@ -126,8 +126,7 @@ class Playground:
             session.pending = None
             self._send(session, text)
         if self._learn and self._recall is not None:
-            source = "playground"
-            self._recall.remember(question, text, source=source, conversation_id=session.id)
+            self._recall.remember(question, text, source="playground", conversation_id=session.id)
         return {"action": chosen.value, "sent": True, "text": text}
 
     def session(self, session_id: str) -> dict[str, Any]:
