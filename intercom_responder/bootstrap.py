@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .flow.review_desk import ReviewDesk
     from .flow.routing import Router
     from .flow.sending import Sending
+    from .flow.ticket_routing import TicketOutcome, TicketRouting
 
 
 @dataclass
@@ -131,7 +132,17 @@ def build_app(
         else None
     )
     locks = ConversationLocks()
-    sending = build_sending(settings, intercom, store, dry_run=dry_run, metrics=metrics)
+    router = (
+        build_router(settings, intercom) if settings.routing or settings.route_tickets else None
+    )
+    sending = build_sending(
+        settings,
+        intercom,
+        store,
+        dry_run=dry_run,
+        metrics=metrics,
+        router=router if settings.routing else None,
+    )
     desk, slack = (
         build_review(settings, intercom, store, sending, locks, recall, metrics, breakers)
         if settings.slack_enabled and not dry_run
@@ -160,6 +171,12 @@ def build_app(
         maintenance.append(desk.expire_due)
     if not dry_run:
         maintenance.append(lambda: apply_retry_requests(store, settings.state_file))
+    if settings.route_tickets and router is not None:
+        maintenance.append(
+            build_ticket_routing(
+                settings, intercom, store, router, dry_run=dry_run, metrics=metrics, out=printer
+            ).run_once
+        )
     health = Health(lambda: poller.interval)  # follows the adaptive interval
     poller = Poller(
         intercom=intercom,
@@ -245,6 +262,7 @@ def build_sending(
     *,
     dry_run: bool = False,
     metrics: Metrics | None = None,
+    router: Router | None = None,
 ) -> Sending:
     from .flow.sending import DryRunSending, HandoffTargets, Sending
 
@@ -254,8 +272,35 @@ def build_sending(
         store=store,
         rules=rules_for(settings),
         handoff=HandoffTargets(settings.handoff_team_id, settings.handoff_admin_id),
-        router=build_router(settings, intercom) if settings.routing else None,
+        router=router,
         metrics=metrics,
+    )
+
+
+def build_ticket_routing(
+    settings: Settings,
+    intercom: IntercomClient,
+    store: StateStore,
+    router: Router,
+    *,
+    dry_run: bool = False,
+    metrics: Metrics | None = None,
+    out: TextIO | None = None,
+) -> TicketRouting:
+    """ROUTE_TICKETS: after each poll, new tickets no team holds go to a team."""
+    from .flow.ticket_routing import TicketRouting
+
+    printer = out or sys.stdout
+    return TicketRouting(
+        intercom=intercom,
+        store=store,
+        router=router,
+        admin_id=settings.intercom_admin_id,
+        lookback_seconds=rules_for(settings).max_message_age_seconds,
+        dry_run=dry_run,
+        max_attempts=settings.max_attempts,
+        metrics=metrics,
+        report=(lambda outcome: print_ticket_dry_run(outcome, printer)) if dry_run else None,
     )
 
 
@@ -500,3 +545,20 @@ def print_dry_run(outcome: Outcome, out: TextIO) -> None:
     lines.append("  draft:")
     lines += [f"    {line}" for line in (outcome.draft.answer or "(empty)").splitlines()]
     print("\n".join(lines), file=out, flush=True)
+
+
+def print_ticket_dry_run(outcome: TicketOutcome, out: TextIO) -> None:
+    """What a dry run shows for each ticket routing would assign."""
+    route = outcome.route
+    team = route.team_name or f"none ({route.fallback})"
+    target = (
+        f"would assign it to team {outcome.team_id}"
+        if outcome.team_id
+        else "would leave it unassigned (no HANDOFF_TEAM_ID)"
+    )
+    print(
+        f"ticket {outcome.ticket_id}: {target}\n"
+        f"  routing:    {team}, confidence {route.confidence:.2f}: {route.reason}",
+        file=out,
+        flush=True,
+    )

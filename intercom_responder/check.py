@@ -14,7 +14,8 @@ Every check reads only: `GET /me` and `GET /admins/{id}` on Intercom (`GET /admi
 list the teammates when the id is wrong), `GET /models` (or one 1-token completion) on
 the model server, one memory search, and Slack's `auth.test`,
 `conversations.info` and `apps.connections.open` (which hands out a Socket Mode URL but
-opens no socket). Nothing is posted anywhere. A failing check does not stop the others;
+opens no socket); with ROUTING or ROUTE_TICKETS also `GET /teams` and one page of
+`POST /tickets/search`. Nothing is posted anywhere. A failing check does not stop the others;
 an unexpected error in one becomes its FAIL line. Tokens never appear in the output.
 
 The clients are the daemon's own, with their own timeouts (`INTERCOM_TIMEOUT`,
@@ -61,6 +62,7 @@ def run_checks(settings: Settings, *, out: TextIO) -> int:
         ("model", _model),
         ("answer memory", _memory),
         ("Slack", _slack),
+        ("routing", _routing),
     ]
     redact = Redactor(settings.secrets())
     failed = 0
@@ -426,3 +428,51 @@ def _scopes(headers: Mapping[str, Any] | None) -> set[str] | None:
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+# --------------------------------------------------------------------------- routing
+
+
+def _routing(settings: Settings) -> Iterator[Result]:
+    """The teams routing chooses from, the routing file's names, and the ticket search."""
+    from .adapters.intercom import IntercomError
+    from .core.routing import describe_teams
+    from .core.tickets import unassigned_tickets_query
+
+    if not (settings.routing or settings.route_tickets):
+        return
+    client = build_intercom(settings)
+    try:
+        workspace = [(str(t.get("id")), str(t.get("name") or "")) for t in client.list_teams()]
+    except IntercomError as exc:
+        yield Result(FAIL, f"routing: GET /teams failed: {_intercom_problem(exc, settings)}")
+        return
+    teams, unmatched = describe_teams(workspace, settings.routing_notes)
+    if not teams:
+        yield Result(
+            FAIL,
+            "routing: the workspace has no teams - create them in Intercom, or turn off "
+            "ROUTING and ROUTE_TICKETS (every route would fall back to HANDOFF_TEAM_ID)",
+        )
+    else:
+        names = ", ".join(t.name for t in teams[:MAX_LISTED])
+        more = f", and {len(teams) - MAX_LISTED} more" if len(teams) > MAX_LISTED else ""
+        described = sum(1 for t in teams if t.description or t.examples)
+        yield Result(
+            OK,
+            f"routing: {len(teams)} team(s) to choose from ({names}{more}); "
+            f"{described} described by ROUTING_FILE",
+        )
+    if unmatched:
+        yield Result(
+            FAIL,
+            f"routing: ROUTING_FILE describes team(s) this workspace does not have: "
+            f"{', '.join(unmatched)} - fix the names (GET /teams has them)",
+        )
+    if settings.route_tickets:
+        try:
+            next(iter(client.search_tickets(unassigned_tickets_query(0), per_page=1)), None)
+        except IntercomError as exc:
+            yield Result(FAIL, f"routing: POST /tickets/search failed: {exc} - check the token")
+            return
+        yield Result(OK, "routing: the token can search tickets (ROUTE_TICKETS)")

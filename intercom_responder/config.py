@@ -72,6 +72,7 @@ class Settings:
     routing_file: Path | None = None
     routing_notes: Mapping[str, TeamNotes] = field(default_factory=dict)  # ROUTING_FILE's
     routing_min_confidence: float = d.ROUTING_MIN_CONFIDENCE
+    route_tickets: bool = False  # ROUTE_TICKETS: new tickets no team holds, too
     mem0_api_key: str | None = None
     mem0_host: str | None = None
     memory_top_k: int = d.MEMORY_TOP_K
@@ -203,6 +204,7 @@ def load_settings(
         routing_min_confidence=reader.get(
             "ROUTING_MIN_CONFIDENCE", d.ROUTING_MIN_CONFIDENCE, _number(0, 1)
         ),
+        route_tickets=reader.get("ROUTE_TICKETS", False, _boolean),
         mem0_api_key=reader.get("MEM0_API_KEY", None, _nonempty),
         mem0_host=reader.get("MEM0_HOST", None, _url),
         memory_top_k=reader.get("MEMORY_TOP_K", d.MEMORY_TOP_K, _integer(0, 50)),
@@ -278,8 +280,10 @@ def _check_memory_can_embed(settings: Settings) -> None:
 def _read_routing_file(settings: Settings) -> Settings:
     """Read once, at start: a routing file with a typo must stop the start, not route
     everything by name."""
-    if settings.routing and not settings.openai_api_key:
-        raise ConfigError("OPENAI_API_KEY", "is required for ROUTING (the model picks the team)")
+    wanted = [("ROUTING", settings.routing), ("ROUTE_TICKETS", settings.route_tickets)]
+    for name, on in wanted:
+        if on and not settings.openai_api_key:
+            raise ConfigError("OPENAI_API_KEY", f"is required for {name} (the model picks a team)")
     path = settings.routing_file
     if path is None:
         return settings

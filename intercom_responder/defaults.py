@@ -134,6 +134,8 @@ SLACK_PING_SECONDS = 2.0
 ROUTING_MIN_CONFIDENCE = 0.6
 #: The workspace's teams are read again this often (and after an unknown-team error).
 TEAMS_REFRESH_SECONDS = 3600.0
+#: A routed ticket is remembered this long (so it is never classified twice), then pruned.
+TICKET_RECORD_DAYS = 30
 
 # --- playground ---------------------------------------------------------------------------
 

@@ -302,3 +302,39 @@ def test_a_model_that_refuses_the_completion_fails_too(
     assert code == 1
     assert lines[3].startswith("FAIL  model: NotFoundError (HTTP 404: Not Found)")
     assert "check OPENAI_MODEL" in lines[3]
+
+
+def test_routing_lists_the_teams_names_unknown_routing_file_teams_and_searches_tickets(
+    intercom: FakeIntercom, model: FakeOpenAI, tmp_path: Path
+) -> None:
+    intercom.add_team("4001", "Billing")
+    intercom.add_team("4002", "Account security")
+    routing_file = tmp_path / "routing.toml"
+    routing_file.write_text(
+        '[teams.Billing]\ndescription = "Invoices"\n\n[teams.Legal]\ndescription = "Lawyers"\n'
+    )
+    env = daemon_env(
+        intercom,
+        model,
+        tmp_path,
+        OPENAI_MODEL="gpt-4o",
+        ROUTING="true",
+        ROUTE_TICKETS="true",
+        ROUTING_FILE=str(routing_file),
+    )
+
+    code, lines = check(env)
+
+    routing = [line for line in lines if "routing:" in line]
+    assert routing == [
+        "OK    routing: 2 team(s) to choose from (Billing, Account security); "
+        "1 described by ROUTING_FILE",
+        "FAIL  routing: ROUTING_FILE describes team(s) this workspace does not have: Legal "
+        "- fix the names (GET /teams has them)",
+        "OK    routing: the token can search tickets (ROUTE_TICKETS)",
+    ]
+    assert code == 1
+    writes = [r for r in intercom.requests if r.method != "GET"]
+    assert [r.path for r in writes] == ["/tickets/search"]  # a search, nothing written
+    _, without = check(daemon_env(intercom, model, tmp_path, OPENAI_MODEL="gpt-4o"))
+    assert not any("routing:" in line for line in without)

@@ -221,23 +221,28 @@ class IntercomClient:
         self, query: dict[str, Any], *, per_page: int = SEARCH_PAGE_SIZE
     ) -> Iterator[dict[str, Any]]:
         """Every conversation matching `query`, following `pages.next.starting_after`."""
+        return self._search("/conversations/search", "conversations", query, per_page)
+
+    def search_tickets(
+        self, query: dict[str, Any], *, per_page: int = SEARCH_PAGE_SIZE
+    ) -> Iterator[dict[str, Any]]:
+        """Every ticket matching `query` (the conversation search's language and pages)."""
+        return self._search("/tickets/search", "tickets", query, per_page)
+
+    def _search(
+        self, path: str, key: str, query: dict[str, Any], per_page: int
+    ) -> Iterator[dict[str, Any]]:
         starting_after: str | None = None
         seen_cursors: set[str] = set()
         while True:
             pagination: dict[str, Any] = {"per_page": per_page}
             if starting_after:
                 pagination["starting_after"] = starting_after
-            page = self._request(
-                "POST", "/conversations/search", json={"query": query, "pagination": pagination}
-            )
-            conversations = page.get("conversations")
-            if not isinstance(conversations, list):
-                raise IntercomError(
-                    "POST",
-                    "/conversations/search",
-                    detail="answer has no 'conversations' list",
-                )
-            yield from (c for c in conversations if isinstance(c, dict))
+            page = self._request("POST", path, json={"query": query, "pagination": pagination})
+            found = page.get(key)
+            if not isinstance(found, list):
+                raise IntercomError("POST", path, detail=f"answer has no {key!r} list")
+            yield from (item for item in found if isinstance(item, dict))
             pages = page.get("pages") or {}
             next_page = pages.get("next") if isinstance(pages, dict) else None
             starting_after = (
@@ -246,6 +251,23 @@ class IntercomClient:
             if not starting_after or starting_after in seen_cursors:
                 return
             seen_cursors.add(starting_after)
+
+    def get_ticket(self, ticket_id: str) -> dict[str, Any]:
+        """One ticket by its API `id` (not the `ticket_id` number the Inbox shows)."""
+        return self._request("GET", f"/tickets/{ticket_id}")
+
+    def assign_ticket(self, ticket_id: str, *, admin_id: str, assignee_id: str) -> dict[str, Any]:
+        """Assign a ticket to a team or teammate; repeating it changes nothing.
+
+        The 2.16 shape: `admin_id` (who acts, an integer) and `assignee_id` (a string)
+        at the top level of `PUT /tickets/{id}`; older versions nested them.
+        """
+        acting: int | str = int(admin_id) if admin_id.isdigit() else admin_id
+        return self._request(
+            "PUT",
+            f"/tickets/{ticket_id}",
+            json={"admin_id": acting, "assignee_id": str(assignee_id)},
+        )
 
     def get_conversation(self, conversation_id: str) -> dict[str, Any]:
         return self._request("GET", f"/conversations/{conversation_id}")

@@ -39,9 +39,12 @@ class Metrics:
         self.routed_handoffs = Counter(
             f"{prefix}_routed_handoffs", "Hand-offs by the team routing chose", ["team"], registry=r
         )
+        self.routed_tickets = Counter(
+            f"{prefix}_routed_tickets", "Tickets assigned by routing, by team", ["team"], registry=r
+        )
         self.routing_fallbacks = Counter(
             f"{prefix}_routing_fallbacks",
-            "Hand-offs routing could not place",
+            "Hand-offs and tickets routing could not place, by cause",
             ["cause"],
             registry=r,
         )

@@ -32,7 +32,8 @@ from ..core.records import (
     ConversationRecord,
     State,
 )
-from ..defaults import COMPACT_MIN_LINES
+from ..core.ticket_records import FINISHED_TICKET_STATES, TicketRecord, TicketState
+from ..defaults import COMPACT_MIN_LINES, TICKET_RECORD_DAYS
 from .files import StateFileError, lock_exclusively, read_json, write_atomically
 
 FORMAT_VERSION = 1
@@ -43,6 +44,8 @@ class _Data:
     cursor: int | None = None  # the poll's search: newest updated_at it saw
     sweep_cursor: int | None = None  # the same for the sweep (no waiting_since filter)
     conversations: dict[str, ConversationRecord] = field(default_factory=dict)
+    ticket_cursor: int | None = None  # the ticket search's (ROUTE_TICKETS)
+    tickets: dict[str, TicketRecord] = field(default_factory=dict)
 
 
 class StateStore:
@@ -144,9 +147,15 @@ class StateStore:
         swept = cursor.get("sweep_updated_at")
         if swept is not None and not isinstance(swept, int):
             raise ValueError("'cursor.sweep_updated_at' is not a whole number")
+        tickets_at = cursor.get("tickets_updated_at")
+        if tickets_at is not None and not isinstance(tickets_at, int):
+            raise ValueError("'cursor.tickets_updated_at' is not a whole number")
         conversations = document.get("conversations", {})
         if not isinstance(conversations, dict):
             raise ValueError("'conversations' is not an object")
+        tickets = document.get("tickets", {})
+        if not isinstance(tickets, dict):
+            raise ValueError("'tickets' is not an object")
         return _Data(
             cursor=updated_at,
             sweep_cursor=swept,
@@ -154,6 +163,8 @@ class StateStore:
                 str(cid): ConversationRecord.from_json(str(cid), entry)
                 for cid, entry in conversations.items()
             },
+            ticket_cursor=tickets_at,
+            tickets={str(tid): TicketRecord.from_json(str(tid), e) for tid, e in tickets.items()},
         )
 
     # --- reading ---------------------------------------------------------------------
@@ -266,6 +277,37 @@ class StateStore:
             self._data.sweep_cursor = updated_at
             self._write([{"sweep_cursor": updated_at}])
 
+    # --- tickets (ROUTE_TICKETS) -------------------------------------------------------
+
+    def ticket(self, ticket_id: str) -> TicketRecord | None:
+        with self._lock:
+            return self._data.tickets.get(ticket_id)
+
+    def tickets_to_assign(self) -> list[TicketRecord]:
+        """Routed, not yet assigned: a restart or a failed assignment left them."""
+        with self._lock:
+            return [t for t in self._data.tickets.values() if t.state is TicketState.ROUTED]
+
+    def put_ticket(self, record: TicketRecord) -> TicketRecord:
+        """Keep `record` (on disk before this returns); returns it as stored."""
+        with self._lock:
+            stored = replace(record, updated_at=self._clock())
+            self._data.tickets[record.ticket_id] = stored
+            self._write([{"ticket": record.ticket_id, "record": stored.to_json()}])
+            return stored
+
+    @property
+    def ticket_cursor(self) -> int | None:
+        with self._lock:
+            return self._data.ticket_cursor
+
+    def set_ticket_cursor(self, updated_at: int) -> None:
+        with self._lock:
+            if self._data.ticket_cursor == updated_at:
+                return
+            self._data.ticket_cursor = updated_at
+            self._write([{"ticket_cursor": updated_at}])
+
     def prune(self, ttl_seconds: float) -> int:
         """Forget finished conversations and sessions older than `ttl_seconds`.
 
@@ -283,6 +325,11 @@ class StateStore:
                     expired = record.session_expired()
                     self._data.conversations[cid] = expired
                     changes.append({"put": cid, "record": expired.to_json()})
+            ticket_ttl = TICKET_RECORD_DAYS * 86400
+            for tid, ticket in list(self._data.tickets.items()):
+                if ticket.state in FINISHED_TICKET_STATES and ticket.updated_at + ticket_ttl <= now:
+                    del self._data.tickets[tid]
+                    changes.append({"delete_ticket": tid})
             if changes:
                 self._write(changes)
             return sum(1 for change in changes if "delete" in change)
@@ -294,6 +341,11 @@ class StateStore:
             "conversations": {
                 cid: record.to_json() for cid, record in self._data.conversations.items()
             },
+            **(
+                {"tickets": {tid: t.to_json() for tid, t in self._data.tickets.items()}}
+                if self._data.tickets
+                else {}
+            ),
         }
 
     def _write(self, changes: list[dict[str, Any]]) -> None:
@@ -361,6 +413,13 @@ class StateStore:
             self._data.cursor = _whole_or_none(change["cursor"], "cursor")
         elif "sweep_cursor" in change:
             self._data.sweep_cursor = _whole_or_none(change["sweep_cursor"], "sweep_cursor")
+        elif "ticket" in change:
+            tid = str(change["ticket"])
+            self._data.tickets[tid] = TicketRecord.from_json(tid, change["record"])
+        elif "delete_ticket" in change:
+            self._data.tickets.pop(str(change["delete_ticket"]), None)
+        elif "ticket_cursor" in change:
+            self._data.ticket_cursor = _whole_or_none(change["ticket_cursor"], "ticket_cursor")
         else:
             raise ValueError(f"unknown change {sorted(change)}")
 
@@ -369,6 +428,8 @@ def _cursor_document(data: _Data) -> dict[str, int | None]:
     document: dict[str, int | None] = {"updated_at": data.cursor}
     if data.sweep_cursor is not None:
         document["sweep_updated_at"] = data.sweep_cursor
+    if data.ticket_cursor is not None:
+        document["tickets_updated_at"] = data.ticket_cursor
     return document
 
 

@@ -257,8 +257,8 @@ class Pipeline:
         if self._metrics is not None:
             self._metrics.errors.labels(dependency=dependency.value).inc()
         if attempts >= self._settings.max_attempts:
-            self._store.put(record.dead_letter(reason))
-            self._sending.give_up_note(conversation_id, attempts, reason)
+            dead = self._store.put(record.dead_letter(reason))
+            self._sending.give_up(dead, attempts, reason)
             if self._metrics is not None:
                 self._metrics.dead_letters.inc()
             return Outcome(

@@ -27,6 +27,7 @@ from ..core.policy import Action, Decision
 from ..core.records import ConversationRecord, PostKind
 from ..core.triage import Recheck, Rules, recheck
 from ..defaults import AI_REPLY_WINDOW_SECONDS, MAX_POST_TRIES
+from ..errors import IntercomResponderError
 from .outcome import Outcome, Status
 
 if TYPE_CHECKING:
@@ -133,10 +134,26 @@ class Sending:
             return None
         return self._done(record, kind, landed, conversation, recovered=True)
 
-    def give_up_note(self, conversation_id: str, attempts: int, reason: str) -> None:
-        """Tell the team about a dead letter; a failure here is logged, not raised."""
+    def give_up(self, record: ConversationRecord, attempts: int, reason: str) -> None:
+        """Hand a dead letter to the team: the failure note, then the assignment (routed
+        with ROUTING). A failure here is logged, not raised: the record says FAILED."""
+        conversation_id = record.conversation_id
         if not self._note(conversation_id, failure_note_html(attempts, reason)):
             log.error("conversation %s: could not post the failure note either", conversation_id)
+        if self._router is None:
+            self._assign(conversation_id)
+            return
+        try:
+            conversation = self.read(conversation_id)
+        except IntercomResponderError as exc:  # routing needs what the customer wrote
+            log.warning(
+                "conversation %s: dead letter not routed, the conversation cannot be read: %s",
+                conversation_id,
+                exc,
+            )
+            self._assign(conversation_id)
+            return
+        self._route(record, conversation)
 
     # --- the steps ------------------------------------------------------------------------
 
@@ -252,7 +269,7 @@ class Sending:
                 assignee_type=assignee_type,
                 assignee_id=assignee_id,
             )
-        except IntercomError as exc:
+        except IntercomResponderError as exc:  # an open breaker too
             log.warning(
                 "conversation %s: handed off, but assigning it to %s %s failed: %s",
                 conversation_id,
@@ -269,7 +286,7 @@ class Sending:
             self._intercom.reply(
                 conversation_id, admin_id=self.admin_id, body_html=body_html, message_type="note"
             )
-        except IntercomError as exc:
+        except IntercomResponderError as exc:  # an open breaker too
             log.warning("conversation %s: could not post a note: %s", conversation_id, exc)
             return False
         return True
