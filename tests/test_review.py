@@ -397,3 +397,36 @@ def test_a_crash_between_sending_an_approved_reply_and_recording_it_sends_once(
     slack.send_block_action(REVIEWER, "approve", message_ts=ts)  # a late click changes nothing
     eventually(lambda: slack.ephemerals)
     assert len(replies(intercom, cid)) == 1
+
+
+def test_a_rejected_and_an_expired_review_are_routed_to_the_team_the_model_picks(
+    reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack, model: FakeOpenAI
+) -> None:
+    intercom.add_team("4001", "Billing")
+    intercom.add_team("4242", "Support")
+
+    def answer(request: dict[str, Any]) -> str:
+        schema = (request.get("response_format") or {}).get("json_schema") or {}
+        if schema.get("name") == "route_conversation":
+            return json.dumps({"team": "Billing", "confidence": 0.9, "reason": "billing e-mail"})
+        return json.dumps({"answer": DRAFT, "confidence": 0.55, "reasoning": "unsure"})
+
+    model.reply = answer
+    app = reviewing(ROUTING="true", HANDOFF_TEAM_ID="4242")
+    rejected, ts = posted_review(app, intercom, slack)
+    expired, _ = posted_review(app, intercom, slack, "<p>Where is my invoice?</p>")
+    record = app.store.get(expired)
+    assert record is not None and record.review is not None
+    app.store.put(
+        ConversationRecord(**{**record.__dict__, "review": replace(record.review, expires_at=0)})
+    )
+
+    slack.send_block_action(REVIEWER, "reject", message_ts=ts)
+    app.poller.poll_once()  # the expiry
+
+    for cid in (rejected, expired):
+        eventually(lambda cid=cid: intercom.conversation(cid)["team_assignee_id"] == 4001)
+        routing = eventually(
+            lambda cid=cid: [n["body"] for n in notes(intercom, cid) if "Routing:" in n["body"]]
+        )
+        assert len(routing) == 1 and "Routed to <b>Billing</b>" in routing[0]
