@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .core.triage import Rules
     from .errors import Dependency
     from .flow.drafting import Drafter
+    from .flow.knowledge_sync import ArticleImports
     from .flow.locks import ConversationLocks
     from .flow.nudges import Nudges
     from .flow.outcome import Outcome
@@ -59,12 +60,18 @@ class App:
     health_server: HealthServer | None = None
     nudges: Nudges | None = None
     webhook: WebhookServer | None = None
+    article_imports: ArticleImports | None = None
 
-    def start(self, *, serve_health: bool = True, serve_webhook: bool = True) -> None:
-        """Start what runs beside the poll loop: Slack review, webhooks, /health and /metrics.
+    def start(
+        self, *, serve_health: bool = True, serve_webhook: bool = True, imports: bool = True
+    ) -> None:
+        """Start what runs beside the poll loop: Slack review, webhooks, /health and /metrics,
+        the article imports.
 
         Raises `WebStartError` when WEBHOOK_ADDR cannot be listened on.
         """
+        if imports and self.article_imports is not None:
+            self.article_imports.start()
         if serve_health and self.settings.health_addr and self.health and self.metrics:
             from .adapters.health import HealthServer
 
@@ -78,6 +85,8 @@ class App:
             self.slack.start()
 
     def close(self) -> None:
+        if self.article_imports is not None:
+            self.article_imports.stop()
         if self.webhook is not None:
             self.webhook.stop()
             self.webhook = None
@@ -217,6 +226,27 @@ def build_app(
         metrics,
         health,
         nudges=nudges,
+        article_imports=(
+            build_article_imports(settings, intercom, recall, stopping)
+            if recall is not None and settings.articles_sync_hours > 0 and not dry_run
+            else None
+        ),
+    )
+
+
+def build_article_imports(
+    settings: Settings, intercom: IntercomClient, recall: Recall, stopping: threading.Event
+) -> ArticleImports:
+    """ARTICLES_SYNC_HOURS: the daemon's own `sync --articles`, through its memory worker
+    (the daemon owns a local memory; the platform is shared anyway)."""
+    from .flow.knowledge_sync import ArticleImports
+
+    return ArticleImports(
+        intercom=intercom,
+        run=recall.run,
+        state_file=settings.state_file,
+        every_seconds=settings.articles_sync_hours * 3600,
+        stopping=stopping,
     )
 
 
@@ -465,6 +495,9 @@ def build_drafter(
             ),
             memory_top_k=settings.memory_top_k,
             memory_min_score=settings.memory_min_score,
+            knowledge_top_k=settings.knowledge_top_k,
+            knowledge_min_score=settings.knowledge_min_score,
+            cite_sources=settings.cite_sources,
         ),
     )
 

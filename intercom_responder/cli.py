@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 from typing import TextIO
 
 from .defaults import PLAYGROUND_HOST, PLAYGROUND_PORT
@@ -62,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("answer")
     listing = memory_commands.add_parser("list", help="list the catalogue")
     listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
+    listing.add_argument(
+        "--source",
+        choices=("approved", "edited", "sync", "manual", "playground", "article", "document"),
+        help="only entries of this source (article, document: the pieces of the knowledge "
+        "sources, with their titles and links)",
+    )
+    forget = memory_commands.add_parser(
+        "forget", help="remove every piece of one knowledge source (article or document)"
+    )
+    forget.add_argument("--source", choices=("article", "document"), required=True)
     search = memory_commands.add_parser("search", help="search the catalogue like the daemon")
     search.add_argument("text")
     search.add_argument("--limit", type=int, default=None, help="at most this many hits")
@@ -70,10 +81,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync = commands.add_parser(
         "sync",
-        help="teach the answer memory from past conversations",
+        help="teach the answer memory from past conversations, articles or documents",
         description="Walk past conversations (open and closed) and add every customer "
-        "question a teammate answered to the catalogue. Safe to run twice; after Ctrl-C or "
-        "a crash, run it again to continue.",
+        "question a teammate answered to the catalogue. With --articles or --docs, import "
+        "the help center's published articles or a folder of documents instead, changing "
+        "only what changed. Safe to run twice; after Ctrl-C or a crash, run it again to "
+        "continue.",
+    )
+    sync.add_argument(
+        "--articles",
+        action="store_true",
+        help="import the help center's published articles (GET /articles)",
+    )
+    sync.add_argument(
+        "--docs",
+        type=Path,
+        metavar="PATH",
+        help="import a folder of Markdown, HTML and text files (recursively)",
     )
     sync.add_argument(
         "--since", type=_date, metavar="YYYY-MM-DD", help="only conversations updated since"
@@ -136,7 +160,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
             settings = load_settings()
         else:
             settings = load_settings(
-                need_intercom=args.command in ("sync", "check", "route"),
+                need_intercom=args.command in ("check", "route")
+                or (args.command == "sync" and (args.articles or not args.docs)),
                 need_responder=args.command in ("ask", "check", "playground"),
             )
             if args.command in ("memory", "sync") and not (
@@ -176,6 +201,16 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         if args.dlq_command == "retry":
             return dlq_retry(settings, args.conversation_id, out=out)
         return dlq_list(settings, out=out)
+    if args.command == "sync" and (args.articles or args.docs):
+        from .commands import knowledge_sync
+
+        return knowledge_sync(
+            settings,
+            articles=args.articles,
+            docs=args.docs,
+            dry_run=args.sync_dry_run or args.dry_run,
+            out=out,
+        )
     if args.command == "sync":
         from .commands import sync
 
@@ -191,8 +226,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
 
         if args.memory_command == "add":
             return commands.memory_add(settings, args.question, args.answer, out=out)
+        if args.memory_command == "forget":
+            return commands.memory_forget(settings, source=args.source, out=out)
         if args.memory_command == "list":
-            return commands.memory_list(settings, limit=args.limit, out=out)
+            return commands.memory_list(settings, limit=args.limit, source=args.source, out=out)
         return commands.memory_search(
             settings, args.text, limit=args.limit, min_score=args.min_score, out=out
         )

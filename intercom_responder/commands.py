@@ -15,18 +15,21 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .bootstrap import build_drafter, build_intercom, build_recall, open_answer_memory
 from .core.conversation import Message
+from .core.knowledge import describe_pieces
 from .core.text import one_line
 from .errors import ExitCode, IntercomResponderError
 
 if TYPE_CHECKING:
     from datetime import date
+    from pathlib import Path
 
-    from .adapters.memory import AnswerMemory, MemoryHit
+    from .adapters.memory import AnswerMemory, KnowledgeHit, MemoryHit
     from .config import Settings
 
 
@@ -127,6 +130,10 @@ def ask(settings: Settings, question: str, *, as_json: bool, out: TextIO) -> int
             "error": draft.error,
             "memory": memory_state,
             "memory_hits": [_hit_json(hit) for hit in proposal.hits],
+            "knowledge": [
+                {**_piece_json(piece), "used": piece in proposal.used_pieces()}
+                for piece in proposal.pieces
+            ],
             "decision": decision.action.value,
             "reason": decision.reason,
             "model": draft.model,
@@ -138,6 +145,8 @@ def ask(settings: Settings, question: str, *, as_json: bool, out: TextIO) -> int
     for hit in proposal.hits:
         lines.append(f"  {hit.score:.2f}  [{hit.source}] {one_line(hit.question)}")
         lines.append(f"        -> {one_line(hit.answer)}")
+    lines.append(f"knowledge:  {len(proposal.pieces)} piece(s) given to the draft")
+    lines += [f"  {line}" for line in describe_pieces(proposal.pieces, draft.sources)]
     lines.append("draft:")
     lines += [f"  {line}" for line in (draft.answer or "(empty)").splitlines()]
     lines.append(f"confidence: {draft.confidence:.2f}")
@@ -162,9 +171,16 @@ def memory_add(settings: Settings, question: str, answer: str, *, out: TextIO) -
     return _with_memory(settings, add, out)
 
 
-def memory_list(settings: Settings, *, limit: int, out: TextIO) -> int:
+def memory_list(settings: Settings, *, limit: int, source: str | None, out: TextIO) -> int:
+    from .core.knowledge import SOURCES
+
+    if source in SOURCES:
+        return _with_memory(settings, lambda memory: _list_pieces(memory, source, limit, out), out)
+
     def show(memory: AnswerMemory) -> int:
-        entries = memory.entries(limit=limit)
+        entries = memory.entries(limit=limit if source is None else 100_000)
+        if source is not None:
+            entries = [entry for entry in entries if entry.source == source][:limit]
         for entry in entries:
             where = f" conversation {entry.conversation_id}" if entry.conversation_id else ""
             print(f"{entry.id}  [{entry.source}]{where}  {entry.created_at}", file=out)
@@ -191,6 +207,15 @@ def memory_search(
             print(f"{hit.score:.2f}  [{hit.source}] {one_line(hit.question)}", file=out)
             print(f"      -> {one_line(hit.answer)}", file=out)
         print(f"{len(hits)} hit(s)", file=out)
+        pieces = memory.search_pieces(
+            text,
+            limit=limit if limit is not None else max(settings.knowledge_top_k, 1),
+            min_score=min_score if min_score is not None else settings.knowledge_min_score,
+        )
+        for piece in pieces:
+            print(f"{piece.score:.2f}  [{piece.source}] {_piece_title(piece)}", file=out)
+            print(f"      {one_line(piece.text)}", file=out)
+        print(f"{len(pieces)} knowledge piece(s)", file=out)
         return ExitCode.OK
 
     return _with_memory(settings, search, out)
@@ -212,6 +237,57 @@ def _with_memory(settings: Settings, action: Any, out: TextIO) -> int:
         return ExitCode.FAILED
     finally:
         memory.close()
+
+
+def memory_forget(settings: Settings, *, source: str, out: TextIO) -> int:
+    """Every piece of one knowledge source out of the memory; verified answers stay."""
+
+    def forget(memory: AnswerMemory) -> int:
+        pieces = memory.pieces(source)
+        for piece in pieces:
+            memory.delete(piece.id)
+        documents = {p.metadata.get("doc_id") for p in pieces}
+        print(f"removed {len(pieces)} piece(s) of {len(documents)} {source}(s)", file=out)
+        return ExitCode.OK
+
+    return _with_memory(settings, forget, out)
+
+
+def _list_pieces(memory: AnswerMemory, source: str, limit: int, out: TextIO) -> int:
+    """The pieces of one knowledge source, by document and in order."""
+    pieces = sorted(
+        memory.pieces(source),
+        key=lambda p: (p.metadata.get("doc_id", ""), int(p.metadata.get("index", "0") or 0)),
+    )
+    documents = {p.metadata.get("doc_id", "") for p in pieces}
+    for piece in pieces[:limit]:
+        metadata = piece.metadata
+        where = " > ".join(x for x in (metadata.get("title"), metadata.get("heading")) if x)
+        number = f"{int(metadata.get('index', '0') or 0) + 1}/{metadata.get('count', '?')}"
+        print(f"{piece.id}  [{source} {metadata.get('doc_id')}] {number}  {where}", file=out)
+        if metadata.get("url"):
+            print(f"  {metadata['url']}", file=out)
+        print(f"  {one_line(metadata.get('text') or piece.text)}", file=out)
+    print(f"{len(pieces)} piece(s) of {len(documents)} {source}(s) ({memory.backend})", file=out)
+    return ExitCode.OK
+
+
+def _piece_title(piece: KnowledgeHit) -> str:
+    where = " > ".join(part for part in (piece.title, piece.heading) if part) or "(untitled)"
+    return f"{where} {piece.url}" if piece.url else where
+
+
+def _piece_json(piece: KnowledgeHit) -> dict[str, Any]:
+    return {
+        "id": piece.id,
+        "score": round(piece.score, 4),
+        "source": piece.source,
+        "doc_id": piece.doc_id,
+        "title": piece.title,
+        "heading": piece.heading,
+        "url": piece.url,
+        "text": piece.text,
+    }
 
 
 def _hit_json(hit: MemoryHit) -> dict[str, Any]:
@@ -259,6 +335,57 @@ def sync(
             memory.close()
         progress.close()
     return ExitCode.INTERRUPTED if result.interrupted else ExitCode.OK
+
+
+def knowledge_sync(
+    settings: Settings, *, articles: bool, docs: Path | None, dry_run: bool, out: TextIO
+) -> int:
+    """`sync --articles` / `sync --docs PATH`: the knowledge sources into the memory."""
+    from .adapters.documents import SkippedFile, read_documents
+    from .adapters.files import StateFileError, lock_exclusively
+    from .core.knowledge import ARTICLE, DOCUMENT, KnowledgeDocument
+    from .flow.knowledge_sync import (
+        KnowledgeSync,
+        direct,
+        knowledge_lock_path,
+        published_articles,
+    )
+
+    try:
+        lock = lock_exclusively(
+            knowledge_lock_path(settings.state_file), "wait for the other import to finish"
+        )
+    except StateFileError as exc:
+        print(f"intercom-responder: {exc}", file=sys.stderr)
+        return ExitCode.STATE
+    memory: AnswerMemory | None = None
+    failed = interrupted = False
+    try:
+        memory = open_answer_memory(settings)
+        syncing = KnowledgeSync(direct(memory), out=out, dry_run=dry_run)
+        jobs: list[tuple[str, Callable[[], Iterable[KnowledgeDocument | SkippedFile]]]] = []
+        if articles:
+            intercom = build_intercom(settings)
+            jobs.append((ARTICLE, lambda: published_articles(intercom)))
+        if docs is not None:
+            folder = docs
+            jobs.append((DOCUMENT, lambda: read_documents(folder)))
+        for source, documents in jobs:
+            result = syncing.sync(source, documents())
+            failed = failed or result.error is not None
+            interrupted = interrupted or result.interrupted
+            if result.interrupted:
+                break
+    except IntercomResponderError as exc:  # the memory, the folder
+        print(f"intercom-responder: sync stopped: {exc}", file=sys.stderr)
+        return ExitCode.FAILED
+    finally:
+        if memory is not None:
+            memory.close()
+        lock.close()
+    if interrupted:
+        return ExitCode.INTERRUPTED
+    return ExitCode.FAILED if failed else ExitCode.OK
 
 
 def dlq_list(settings: Settings, *, out: TextIO) -> int:

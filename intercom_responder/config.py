@@ -77,6 +77,11 @@ class Settings:
     mem0_host: str | None = None
     memory_top_k: int = d.MEMORY_TOP_K
     memory_min_score: float = d.MEMORY_MIN_SCORE
+    # article and document pieces per draft (the memory itself is off with MEMORY_TOP_K=0)
+    knowledge_top_k: int = d.KNOWLEDGE_TOP_K
+    knowledge_min_score: float = d.KNOWLEDGE_MIN_SCORE
+    cite_sources: bool = True  # CITE_SOURCES: a reply ends with the link of an article it used
+    articles_sync_hours: float = d.ARTICLES_SYNC_HOURS  # 0: the daemon never imports articles
     memory_timeout: float = d.MEMORY_TIMEOUT
     embedding_model: str = d.EMBEDDING_MODEL
     embedding_dims: int = d.EMBEDDING_DIMS
@@ -209,6 +214,12 @@ def load_settings(
         mem0_host=reader.get("MEM0_HOST", None, _url),
         memory_top_k=reader.get("MEMORY_TOP_K", d.MEMORY_TOP_K, _integer(0, 50)),
         memory_min_score=reader.get("MEMORY_MIN_SCORE", d.MEMORY_MIN_SCORE, _number(0, 1)),
+        knowledge_top_k=reader.get("KNOWLEDGE_TOP_K", d.KNOWLEDGE_TOP_K, _integer(0, 20)),
+        knowledge_min_score=reader.get("KNOWLEDGE_MIN_SCORE", d.KNOWLEDGE_MIN_SCORE, _number(0, 1)),
+        cite_sources=reader.get("CITE_SOURCES", True, _boolean),
+        articles_sync_hours=reader.get(
+            "ARTICLES_SYNC_HOURS", d.ARTICLES_SYNC_HOURS, _number(0, 24 * 365)
+        ),
         memory_timeout=reader.get("MEMORY_TIMEOUT", d.MEMORY_TIMEOUT, _number(0.1, 600)),
         embedding_model=reader.get("EMBEDDING_MODEL", d.EMBEDDING_MODEL, _nonempty),
         embedding_dims=reader.get("EMBEDDING_DIMS", d.EMBEDDING_DIMS, _integer(1, 65536)),

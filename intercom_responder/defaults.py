@@ -67,6 +67,8 @@ ESCALATION_KEYWORDS: tuple[str, ...] = (
 
 #: Conversations per search page (Intercom's maximum).
 SEARCH_PAGE_SIZE = 150
+#: Help-center articles per page of `GET /articles`.
+ARTICLES_PAGE_SIZE = 50
 #: Seconds to open a connection (reads get INTERCOM_TIMEOUT).
 CONNECT_TIMEOUT = 5.0
 #: HTTP attempts of one call that is safe to repeat (reads; writes only before sending).
@@ -162,5 +164,16 @@ MAX_LEARNED_QUESTION_CHARS = 4000
 MAX_LEARNED_ANSWER_CHARS = 4000
 #: Entries per page when listing the Mem0 platform catalogue.
 MEMORY_PAGE_SIZE = 100
+#: At most this many knowledge pieces per source are listed (the sync's view of them).
+MAX_PIECES = 100_000
+#: A file of the documents folder larger than this is skipped (`sync --docs`).
+MAX_DOCUMENT_BYTES = 5_000_000
+#: Knowledge pieces given to each draft, and the similarity they need (KNOWLEDGE_*).
+KNOWLEDGE_TOP_K = 3
+KNOWLEDGE_MIN_SCORE = 0.3
+#: Hours between the daemon's own article imports (ARTICLES_SYNC_HOURS; 0: off).
+ARTICLES_SYNC_HOURS = 24.0
+#: The daemon's first article import comes this long after its start.
+ARTICLES_SYNC_FIRST_DELAY_SECONDS = 60.0
 #: Plain progress lines (when the output is not a terminal) at most this often.
 SYNC_PROGRESS_EVERY_SECONDS = 5.0

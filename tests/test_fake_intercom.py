@@ -15,6 +15,8 @@ from openapi_core import OpenAPI
 from werkzeug.datastructures import Headers
 
 from tests.fakes.intercom import (
+    ARTICLE_STATES,
+    HELP_CENTER_AUDIENCES,
     TICKET_STATES,
     TICKET_UPDATE_FIELDS,
     FakeIntercom,
@@ -1244,3 +1246,236 @@ def test_stop_is_quick_and_closes_idle_keepalive_connections(clock: Clock) -> No
         assert time.monotonic() - started < 1
         with pytest.raises(requests.exceptions.ConnectionError):
             session.get(f"{fake.base_url}/me", timeout=1)
+
+
+# --------------------------------------------------------------------------- articles
+
+
+def list_articles(http: requests.Session, fake: FakeIntercom, **params: Any) -> requests.Response:
+    return http.get(f"{fake.base_url}/articles", params=params, timeout=5)
+
+
+def test_articles_list_walks_pages_newest_updated_first(
+    fake: FakeIntercom, http: requests.Session, spec: OpenAPI
+) -> None:
+    empty = list_articles(http, fake)
+    made = {
+        fake.create_article("Old", "<p>old</p>", updated_at=T0 + 10): T0 + 10,
+        fake.create_article("Tie one", "<p>a</p>", updated_at=T0 + 50): T0 + 50,
+        fake.create_article("Tie two", "<p>b</p>", updated_at=T0 + 50): T0 + 50,
+        fake.create_article("Draft", "<p>wip</p>", state="draft", updated_at=T0 + 40): T0 + 40,
+        fake.create_article("Newest", "<p>new</p>", updated_at=T0 + 90): T0 + 90,
+    }
+    expected = sorted(made, key=lambda i: (made[i], int(i)), reverse=True)
+
+    pages = [list_articles(http, fake, per_page=2, page=n) for n in (1, 2, 3, 4)]
+    default = list_articles(http, fake)
+
+    assert empty.json() == {
+        "type": "list",
+        "pages": {"type": "pages", "page": 1, "per_page": 25, "total_pages": 1},
+        "total_count": 0,
+        "data": [],
+    }
+    for response in (empty, *pages, default):
+        assert response.status_code == 200, response.text
+        assert_matches_spec(spec, response)
+    bodies = [r.json() for r in pages]
+    for n, body in enumerate(bodies, start=1):
+        assert body["type"] == "list" and body["total_count"] == 5
+        # Page-number paging: no cursor (`next`) in `pages`.
+        assert body["pages"] == {"type": "pages", "page": n, "per_page": 2, "total_pages": 3}
+    assert [len(b["data"]) for b in bodies] == [2, 2, 1, 0]  # past the last page: empty
+    listed = [a["id"] for b in bodies for a in b["data"]]
+    assert listed == expected  # every article once; ties: the higher id first
+    assert [a["updated_at"] for b in bodies for a in b["data"]] == [
+        T0 + 90,
+        T0 + 50,
+        T0 + 50,
+        T0 + 40,
+        T0 + 10,
+    ]
+    assert [a["id"] for a in default.json()["data"]] == expected
+    assert default.json()["pages"]["per_page"] == 25
+    draft = next(a for a in default.json()["data"] if a["title"] == "Draft")
+    assert draft["state"] == "draft" and draft["url"] is None  # drafts are listed too
+    assert fake.validation_errors == []
+
+
+def test_get_article_has_the_2_16_shape(
+    fake: FakeIntercom, http: requests.Session, spec: OpenAPI, clock: Clock
+) -> None:
+    article_id = fake.create_article(
+        "How do I reset my password?",
+        "<p>Click <b>Forgot password</b>.</p>",
+        ai_chatbot_availability=False,
+        help_center_audience="all_users",
+    )
+
+    response = http.get(f"{fake.base_url}/articles/{article_id}", timeout=5)
+    listed = list_articles(http, fake).json()["data"]
+
+    assert response.status_code == 200, response.text
+    assert_matches_spec(spec, response)
+    article = response.json()
+    assert article_id == "9001"
+    assert article == {
+        "type": "article",
+        "id": article_id,
+        "workspace_id": "fakeintercom",
+        "parent_ids": [],
+        "tags": {"type": "tag.list", "tags": []},
+        "title": "How do I reset my password?",
+        "description": "",
+        "body": "<p>Click <b>Forgot password</b>.</p>",
+        "author_id": int(ADMIN_ID),  # the /me admin, an integer
+        "state": "published",
+        "created_at": T0,
+        "updated_at": T0,
+        "url": f"https://help.example.test/en/articles/{article_id}-how-do-i-reset-my-password",
+        "ai_chatbot_availability": False,
+        "help_center_audience": "all_users",
+        "has_unpublished_changes": False,
+        "draft_updated_at": None,
+        "statistics": {
+            "type": "article_statistics",
+            "views": 0,
+            "conversions": 0,
+            "reactions": 0,
+            "happy_reaction_percentage": 0,
+            "neutral_reaction_percentage": 0,
+            "sad_reaction_percentage": 0,
+        },
+    }
+    # The list item is the article without its statistics (`article_list_item`).
+    assert listed == [{k: v for k, v in article.items() if k != "statistics"}]
+    assert fake.article(article_id) == article
+    assert fake.validation_errors == []
+
+
+def test_update_article_moves_updated_at_and_the_article_to_the_front(
+    fake: FakeIntercom, http: requests.Session, spec: OpenAPI, clock: Clock
+) -> None:
+    first = fake.create_article("First", "<p>1</p>")
+    second = fake.create_article("Second", "<p>2</p>")
+    assert [a["id"] for a in list_articles(http, fake).json()["data"]] == [second, first]
+
+    fake.update_article(first, body_html="<p>1, edited</p>")  # same second as the creation
+    after_edit = list_articles(http, fake)
+    clock.now = T0 + 100
+    fake.update_article(second, title="Second, renamed", state="draft")
+    fake.update_article(first, updated_at=T0 + 50)
+
+    assert_matches_spec(spec, after_edit)
+    edited = after_edit.json()["data"]
+    assert [a["id"] for a in edited] == [first, second]
+    assert edited[0]["updated_at"] == T0 + 1 and edited[0]["created_at"] == T0
+    assert edited[0]["body"] == "<p>1, edited</p>" and edited[0]["title"] == "First"
+    renamed = fake.article(second)
+    assert renamed["updated_at"] == T0 + 100
+    assert renamed["title"] == "Second, renamed" and renamed["body"] == "<p>2</p>"
+    assert renamed["state"] == "draft" and renamed["url"] is None
+    assert fake.article(first)["updated_at"] == T0 + 50  # an explicit value is kept
+    final = list_articles(http, fake).json()["data"]
+    assert [a["id"] for a in final] == [second, first]
+    assert fake.validation_errors == []
+
+
+def test_deleted_article_leaves_the_list_and_is_404(
+    fake: FakeIntercom, http: requests.Session, spec: OpenAPI
+) -> None:
+    kept = fake.create_article("Kept", "<p>k</p>")
+    gone = fake.create_article("Gone", "<p>g</p>")
+
+    fake.delete_article(gone)
+    listed = list_articles(http, fake)
+    deleted = http.get(f"{fake.base_url}/articles/{gone}", timeout=5)
+    unknown = http.get(f"{fake.base_url}/articles/123", timeout=5)
+
+    assert_matches_spec(spec, listed)
+    assert [a["id"] for a in listed.json()["data"]] == [kept]
+    assert listed.json()["total_count"] == 1
+    for response in (deleted, unknown):
+        assert response.status_code == 404
+        assert_matches_spec(spec, response)
+        # The description's 404 example for GET /articles/{article_id}.
+        assert response.json()["errors"] == [{"code": "not_found", "message": "Resource Not Found"}]
+    assert fake.validation_errors == []  # a missing article is not a malformed request
+    with pytest.raises(KeyError):
+        fake.article(gone)
+    with pytest.raises(KeyError):
+        fake.delete_article(gone)
+    with pytest.raises(KeyError):
+        fake.update_article(gone, title="x")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"per_page": "0"},
+        {"per_page": "251"},
+        {"per_page": "x"},
+        {"per_page": "-1"},
+        {"per_page": "2.5"},
+        {"page": "0"},
+        {"page": "two"},
+        {"state": "published"},  # no such filter: drafts are listed too
+    ],
+    ids=[
+        "per_page_0",
+        "per_page_251",
+        "per_page_x",
+        "negative",
+        "float",
+        "page_0",
+        "page_x",
+        "state",
+    ],
+)
+def test_bad_article_list_parameters_are_400_and_recorded(
+    fake: FakeIntercom, http: requests.Session, params: dict[str, str]
+) -> None:
+    fake.create_article("One", "<p>1</p>")
+
+    response = list_articles(http, fake, **params)
+
+    assert response.status_code == 400
+    assert response.json()["type"] == "error.list"
+    assert response.json()["errors"][0]["code"] == "parameter_invalid"
+    assert len(fake.validation_errors) == 1
+    assert fake.validation_errors[0].startswith("GET /articles: ")
+
+
+def test_per_page_250_is_allowed_and_a_non_numeric_id_is_refused_by_the_spec(
+    fake: FakeIntercom, http: requests.Session, spec: OpenAPI
+) -> None:
+    fake.create_article("One", "<p>1</p>")
+
+    widest = list_articles(http, fake, per_page=250)
+    not_an_id = http.get(f"{fake.base_url}/articles/abc", timeout=5)
+
+    assert widest.status_code == 200
+    assert_matches_spec(spec, widest)
+    assert widest.json()["pages"]["per_page"] == 250
+    assert not_an_id.status_code == 400  # article_id is an integer in the description
+    assert len(fake.validation_errors) == 1
+
+
+def test_article_helpers_refuse_unknown_states_and_audiences(fake: FakeIntercom) -> None:
+    with pytest.raises(ValueError, match="state"):
+        fake.create_article("x", "<p>y</p>", state="archived")
+    with pytest.raises(ValueError, match="help_center_audience"):
+        fake.create_article("x", "<p>y</p>", help_center_audience="admins")
+    article_id = fake.create_article("x", "<p>y</p>")
+    with pytest.raises(ValueError, match="state"):
+        fake.update_article(article_id, title="changed", state="live")
+    assert fake.article(article_id)["title"] == "x"  # nothing changed
+    assert fake.create_article("z", "<p>z</p>") == str(int(article_id) + 1)
+
+
+def test_article_states_and_audiences_are_the_descriptions(spec: OpenAPI) -> None:
+    item = spec.spec / "components" / "schemas" / "article_list_item" / "properties"
+    with (item / "state").open() as state:
+        assert tuple(state["enum"]) == ARTICLE_STATES
+    with (item / "help_center_audience").open() as audience:
+        assert tuple(audience["enum"]) == HELP_CENTER_AUDIENCES

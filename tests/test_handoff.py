@@ -116,7 +116,8 @@ def test_ignore_your_instructions_in_a_message_stays_data(
     [request] = model.chat_requests
     user_prompt = request["messages"][-1]["content"]
     # the customer cannot close the data block: exactly the markers the daemon wrote
-    assert user_prompt.count("<<<END_CUSTOMER_DATA>>>") == 3
+    # (verified answers, documentation, earlier messages, the newest ones)
+    assert user_prompt.count("<<<END_CUSTOMER_DATA>>>") == 4
     assert "admin mode" in user_prompt.split("<<<CUSTOMER_DATA>>>")[-1]
 
 

@@ -95,3 +95,20 @@ def test_edit_modal_is_prefilled_and_carries_only_ids() -> None:
     assert parse_modal_metadata(modal["private_metadata"]) == ("123", "1700000000.000100")
     assert parse_modal_metadata("garbage") is None
     assert parse_modal_metadata("abc|1") is None
+
+
+def test_the_documentation_a_draft_was_given_is_listed_escaped() -> None:
+    from dataclasses import replace
+
+    content = replace(
+        CONTENT,
+        knowledge=(
+            "[1] used: Refunds > How <!channel> (article, 0.81) https://help.example.test/1",
+            "[2] given: Guide (document, 0.40)",
+        ),
+    )
+    shown = texts(review_blocks(content))
+    assert "*Documentation given to the draft*" in shown
+    assert "[1] used: Refunds &gt; How &lt;!channel&gt;" in shown
+    assert "[2] given: Guide (document, 0.40)" in shown
+    assert "Documentation given" not in texts(review_blocks(CONTENT))  # none: no section

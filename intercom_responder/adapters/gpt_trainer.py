@@ -74,7 +74,11 @@ class GPTTrainerResponder:
 
     def draft(self, request: DraftRequest) -> Draft:
         started = time.monotonic()
-        query = build_session_query(pending=request.pending, known_answers=request.known_answers)
+        query = build_session_query(
+            pending=request.pending,
+            known_answers=request.known_answers,
+            knowledge=request.knowledge,
+        )
         session_id = request.session_id or self._new_session(request)
         try:
             answer = self._ask(session_id, query, request)

@@ -24,6 +24,7 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 from .. import __version__
 from ..core.text import describe, one_line
 from ..defaults import (
+    ARTICLES_PAGE_SIZE,
     CONNECT_TIMEOUT,
     HTTP_ATTEMPTS,
     INTERCOM_API_BASE,
@@ -251,6 +252,25 @@ class IntercomClient:
             if not starting_after or starting_after in seen_cursors:
                 return
             seen_cursors.add(starting_after)
+
+    def list_articles(self, *, per_page: int = ARTICLES_PAGE_SIZE) -> Iterator[dict[str, Any]]:
+        """Every help-center article, drafts too (`GET /articles`, page by page).
+
+        The list is sorted by `updated_at`, newest first, and paged with `page` and
+        `per_page` up to `pages.total_pages`.
+        """
+        page = 1
+        while True:
+            answer = self._request("GET", f"/articles?page={page}&per_page={per_page}")
+            articles = answer.get("data")
+            if not isinstance(articles, list):
+                raise IntercomError("GET", "/articles", detail="answer has no 'data' list")
+            yield from (a for a in articles if isinstance(a, dict))
+            pages = answer.get("pages") if isinstance(answer.get("pages"), dict) else {}
+            total = pages.get("total_pages") if isinstance(pages, dict) else None
+            if not articles or not isinstance(total, int) or page >= total:
+                return
+            page += 1
 
     def get_ticket(self, ticket_id: str) -> dict[str, Any]:
         """One ticket by its API `id` (not the `ticket_id` number the Inbox shows)."""

@@ -30,8 +30,10 @@ from typing import Any, Protocol, TypeVar
 
 __all__ = [
     "CATALOGUE_USER_ID",
+    "KNOWLEDGE_USER_ID",
     "AnswerMemory",
     "AnswerMemoryError",
+    "KnowledgeHit",
     "LocalMemory",
     "MemoryEntry",
     "MemoryHit",
@@ -45,6 +47,7 @@ from ..defaults import (
     EMBEDDING_DIMS,
     EMBEDDING_MODEL,
     EMBEDDING_RETRIES,
+    MAX_PIECES,
     MEMORY_PAGE_SIZE,
     MEMORY_TIMEOUT,
     OPENAI_MODEL,
@@ -57,6 +60,10 @@ T = TypeVar("T")
 
 #: The Mem0 entity id that scopes the catalogue; every call filters on it.
 CATALOGUE_USER_ID = "intercom-responder"
+
+#: The entity id of the knowledge pieces (help-center articles, the team's documents):
+#: beside the verified answers in the same memory, searched on their own.
+KNOWLEDGE_USER_ID = "intercom-responder-knowledge"
 
 #: Qdrant collection of the local catalogue.
 COLLECTION_NAME = "verified_answers"
@@ -101,6 +108,29 @@ class MemoryEntry:
     created_at: str  # ISO 8601
 
 
+@dataclass(frozen=True)
+class KnowledgeHit:
+    """A piece of an article or document found for a draft, with where it comes from."""
+
+    id: str
+    text: str
+    score: float
+    source: str  # "article" or "document"
+    doc_id: str  # the article id, or the document's path relative to the folder
+    title: str
+    url: str | None
+    heading: str  # the heading path, "Billing > Refunds"
+
+
+@dataclass(frozen=True)
+class StoredPiece:
+    """A knowledge piece as the sync sees it: its id and its metadata."""
+
+    id: str
+    text: str
+    metadata: dict[str, str]
+
+
 class AnswerMemory(Protocol):
     backend: str  # "local" or "platform"
 
@@ -117,6 +147,14 @@ class AnswerMemory(Protocol):
     ) -> bool: ...
 
     def entries(self, *, limit: int = 1000) -> list[MemoryEntry]: ...
+
+    def search_pieces(self, query: str, *, limit: int, min_score: float) -> list[KnowledgeHit]: ...
+
+    def pieces(self, source: str) -> list[StoredPiece]: ...
+
+    def add_piece(self, text: str, metadata: dict[str, str]) -> None: ...
+
+    def delete(self, memory_id: str) -> None: ...
 
     def close(self) -> None: ...
 
@@ -262,6 +300,45 @@ class LocalMemory:
             lambda memory: memory.get_all(filters={"user_id": CATALOGUE_USER_ID}, top_k=limit),
         )
         return _entries(_results(raw, self._where, "list"), self._where)[:limit]
+
+    def search_pieces(self, query: str, *, limit: int, min_score: float) -> list[KnowledgeHit]:
+        query = query.strip()
+        if limit <= 0 or not query:
+            return []
+        raw = self._call(
+            "knowledge search",
+            lambda memory: memory.search(
+                query,
+                filters={"user_id": KNOWLEDGE_USER_ID},
+                top_k=limit,
+                threshold=_clamp_unit(min_score),
+                explain=True,
+            ),
+        )
+        return _knowledge_hits(_results(raw, self._where, "knowledge search"), limit, min_score)
+
+    def pieces(self, source: str) -> list[StoredPiece]:
+        raw = self._call(
+            "knowledge list",
+            lambda memory: memory.get_all(
+                filters={"user_id": KNOWLEDGE_USER_ID, "source": source}, top_k=MAX_PIECES
+            ),
+        )
+        return _stored_pieces(_results(raw, self._where, "knowledge list"), source)
+
+    def add_piece(self, text: str, metadata: dict[str, str]) -> None:
+        self._call(
+            "knowledge add",
+            lambda memory: memory.add(
+                [{"role": "user", "content": text}],
+                user_id=KNOWLEDGE_USER_ID,
+                metadata=dict(metadata),
+                infer=False,
+            ),
+        )
+
+    def delete(self, memory_id: str) -> None:
+        self._call("delete", lambda memory: memory.delete(memory_id))
 
     def close(self) -> None:
         with self._lock:
@@ -451,6 +528,54 @@ class PlatformMemory:
                 break
             page += 1
         return _entries(collected, self._where)[:limit]
+
+    def search_pieces(self, query: str, *, limit: int, min_score: float) -> list[KnowledgeHit]:
+        query = query.strip()
+        if limit <= 0 or not query:
+            return []
+        raw = self._call(
+            "knowledge search",
+            lambda: self._client.search(
+                query,
+                filters={"AND": [{"user_id": KNOWLEDGE_USER_ID}]},
+                top_k=limit,
+                threshold=_clamp_unit(min_score),
+            ),
+        )
+        return _knowledge_hits(_results(raw, self._where, "knowledge search"), limit, min_score)
+
+    def pieces(self, source: str) -> list[StoredPiece]:
+        filters = {"AND": [{"user_id": KNOWLEDGE_USER_ID}, {"metadata": {"source": source}}]}
+        collected: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        page = 1
+        while len(collected) < MAX_PIECES:
+            request = functools.partial(
+                self._client.get_all, filters=filters, page=page, page_size=MEMORY_PAGE_SIZE
+            )
+            raw = self._call("knowledge list", request)
+            items = _results(raw, self._where, "knowledge list")
+            fresh = [item for item in items if str(item.get("id")) not in seen]
+            seen.update(str(item.get("id")) for item in fresh)
+            collected.extend(fresh)
+            if not fresh or not (isinstance(raw, dict) and raw.get("next")):
+                break
+            page += 1
+        return _stored_pieces(collected, source)
+
+    def add_piece(self, text: str, metadata: dict[str, str]) -> None:
+        self._call(
+            "knowledge add",
+            lambda: self._client.add(
+                [{"role": "user", "content": text}],
+                user_id=KNOWLEDGE_USER_ID,
+                metadata=dict(metadata),
+                infer=False,
+            ),
+        )
+
+    def delete(self, memory_id: str) -> None:
+        self._call("delete", lambda: self._client.delete(memory_id))
 
     def close(self) -> None:
         if self._closed:
@@ -684,6 +809,51 @@ def _entries(items: list[dict[str, Any]], where: str) -> list[MemoryEntry]:
         log.warning("%s: ignored %d entr(ies) without an answer", where, skipped)
     entries.sort(key=lambda entry: entry.created_at, reverse=True)
     return entries
+
+
+def _knowledge_hits(
+    items: list[dict[str, Any]], limit: int, min_score: float
+) -> list[KnowledgeHit]:
+    hits: list[KnowledgeHit] = []
+    for item in items:
+        metadata, score, text = item.get("metadata"), _score(item), item.get("memory")
+        if not isinstance(metadata, dict) or score is None or not isinstance(text, str):
+            continue
+        if score < min_score or item.get("id") is None:
+            continue
+        hits.append(
+            KnowledgeHit(
+                id=str(item["id"]),
+                text=str(metadata.get("text") or text),
+                score=score,
+                source=str(metadata.get("source") or "unknown"),
+                doc_id=str(metadata.get("doc_id") or ""),
+                title=str(metadata.get("title") or ""),
+                url=_optional_str(metadata.get("url")),
+                heading=str(metadata.get("heading") or ""),
+            )
+        )
+    hits.sort(key=lambda hit: hit.score, reverse=True)
+    return hits[:limit]
+
+
+def _stored_pieces(items: list[dict[str, Any]], source: str) -> list[StoredPiece]:
+    """Checked again here in case a backend ignores part of the filter."""
+    pieces = []
+    for item in items:
+        metadata = item.get("metadata")
+        if not isinstance(metadata, dict) or metadata.get("source") != source:
+            continue
+        if item.get("id") is None:
+            continue
+        pieces.append(
+            StoredPiece(
+                id=str(item["id"]),
+                text=str(item.get("memory") or ""),
+                metadata={str(k): str(v) for k, v in metadata.items()},
+            )
+        )
+    return pieces
 
 
 def _describe(exc: BaseException, secrets: list[str]) -> str:

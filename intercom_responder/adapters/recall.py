@@ -19,7 +19,7 @@ from ..defaults import MEMORY_REOPEN_SECONDS, MEMORY_TIMEOUT
 from .breaker import CircuitBreaker
 
 if TYPE_CHECKING:
-    from .memory import AnswerMemory, MemoryEntry, MemoryHit
+    from .memory import AnswerMemory, KnowledgeHit, MemoryEntry, MemoryHit
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,50 @@ class Recall:
             "search", lambda memory: memory.search(question, limit=limit, min_score=min_score)
         )
         return result if result is not None else []
+
+    def search_pieces(self, question: str, *, limit: int, min_score: float) -> list[KnowledgeHit]:
+        """Pieces of the team's documentation for `question`; empty when memory fails."""
+        if limit <= 0 or not question.strip():
+            return []
+        result = self._call(
+            "knowledge search",
+            lambda memory: memory.search_pieces(question, limit=limit, min_score=min_score),
+        )
+        return result if result is not None else []
+
+    def lookup(
+        self,
+        question: str,
+        *,
+        answers: tuple[int, float],
+        pieces: tuple[int, float],
+    ) -> tuple[list[MemoryHit], list[KnowledgeHit]]:
+        """Verified answers and documentation for a draft in one call and one deadline:
+        (limit, min_score) for each kind; a kind with limit 0 is not searched."""
+        if not question.strip() or (answers[0] <= 0 and pieces[0] <= 0):
+            return [], []
+
+        def both(memory: AnswerMemory) -> tuple[list[MemoryHit], list[KnowledgeHit]]:
+            found = (
+                memory.search(question, limit=answers[0], min_score=answers[1])
+                if answers[0] > 0
+                else []
+            )
+            documentation = (
+                memory.search_pieces(question, limit=pieces[0], min_score=pieces[1])
+                if pieces[0] > 0
+                else []
+            )
+            return found, documentation
+
+        result = self._call("search", both)
+        return result if result is not None else ([], [])
+
+    def run(self, operation: Callable[[AnswerMemory], T]) -> T:
+        """One call of a long job (the daemon's article import) on the memory's worker,
+        between the drafts' searches; unlike the searches, a failure raises."""
+        future: Future[T] = self._worker.submit(self._run, operation)
+        return future.result(timeout=self._timeout)
 
     def remember(
         self,

@@ -23,6 +23,7 @@ from ..core.prompts import (
     GRADE_SCHEMA,
     GRADE_SYSTEM_PROMPT,
     SYSTEM_PROMPT,
+    KnowledgePiece,
     KnownAnswer,
     build_grade_prompt,
     build_user_prompt,
@@ -47,6 +48,7 @@ class DraftRequest:
     pending: tuple[Message, ...]
     session_id: str | None = None  # the responder's own session for this conversation
     known_answers: tuple[KnownAnswer, ...] = ()  # verified answers from the catalogue
+    knowledge: tuple[KnowledgePiece, ...] = ()  # article and document pieces, numbered from 1
 
 
 class Responder(Protocol):
@@ -166,6 +168,7 @@ class OpenAIResponder:
             transcript=request.transcript,
             pending=request.pending,
             known_answers=request.known_answers,
+            knowledge=request.knowledge,
         )
         content, problem, latency = self._chat.reply(
             SYSTEM_PROMPT,
@@ -188,7 +191,10 @@ class OpenAIGrader:
 
     def grade(self, request: DraftRequest, answer: str) -> Grade:
         user = build_grade_prompt(
-            pending=request.pending, answer=answer, known_answers=request.known_answers
+            pending=request.pending,
+            answer=answer,
+            known_answers=request.known_answers,
+            knowledge=request.knowledge,
         )
         content, problem, _ = self._chat.reply(
             GRADE_SYSTEM_PROMPT,

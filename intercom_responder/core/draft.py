@@ -25,6 +25,7 @@ class Draft:
     model: str = ""
     latency_seconds: float = 0.0
     session_id: str | None = None  # for responders that keep a conversation session
+    sources: tuple[int, ...] = ()  # the knowledge pieces it says it used (numbers from 1)
 
     @classmethod
     def unusable(cls, error: str, *, answer: str = "", model: str = "") -> Draft:
@@ -120,7 +121,23 @@ def parse_model_reply(content: str | None, *, model: str = "") -> Draft:
         reasoning=reasoning_text,
         needs_human=needs_human,
         model=model,
+        sources=_sources(data.get("sources")),
     )
+
+
+def _sources(value: Any) -> tuple[int, ...]:
+    """The piece numbers the model names; anything that is not a whole number is ignored."""
+    if not isinstance(value, list):
+        return ()
+    numbers: list[int] = []
+    for item in value:
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, float) and item.is_integer():
+            item = int(item)
+        if isinstance(item, int) and item not in numbers:
+            numbers.append(item)
+    return tuple(numbers)
 
 
 def _preview(content: str, limit: int = 2000) -> str:

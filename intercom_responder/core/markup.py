@@ -44,6 +44,8 @@ _TOKEN_RE = re.compile(
     r")",
     re.DOTALL | re.IGNORECASE,
 )
+#: The same tokenizer for other readers of HTML (knowledge_text finds headings with it).
+HTML_TOKEN_RE = _TOKEN_RE
 
 _ATTR_RE = re.compile(r"""([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"?|'([^']*)'?|([^\s>]*)))?""")
 

@@ -7,6 +7,8 @@ text are escaped: the AI never writes HTML into Intercom.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .conversation import NOTE_MARKER
 from .draft import Draft
 from .markup import text_to_html
@@ -14,7 +16,7 @@ from .policy import Action, Decision
 from .records import RouteTaken
 
 
-def review_note_html(draft: Draft, decision: Decision) -> str:
+def review_note_html(draft: Draft, decision: Decision, *, knowledge: Sequence[str] = ()) -> str:
     """The internal note a teammate sees: why, how sure, and the draft, all escaped."""
     headline = (
         "Handed to the team: please answer this customer. The AI stays out of this "
@@ -29,6 +31,9 @@ def review_note_html(draft: Draft, decision: Decision) -> str:
     ]
     if draft.reasoning:
         parts.append(f"<p><b>Model's reasoning:</b> {_inline(draft.reasoning)}</p>")
+    if knowledge:
+        lines = "<br>".join(_inline(line) for line in knowledge)
+        parts.append(f"<p><b>Documentation given to the draft:</b><br>{lines}</p>")
     if draft.answer.strip():
         parts.append("<p><b>Draft:</b></p>")
         parts.append(text_to_html(draft.answer))

@@ -70,6 +70,7 @@ class PendingReview:
     expires_at: float
     channel: str | None = None  # where the Slack message is, once posted
     ts: str | None = None
+    knowledge: tuple[str, ...] = ()  # the documentation the draft was given, one line each
 
     def posted(self, channel: str, ts: str) -> PendingReview:
         return replace(self, channel=channel, ts=ts)
@@ -83,7 +84,10 @@ class PendingReview:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        document = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "knowledge"}
+        if self.knowledge:  # absent when empty, as in the state files before it existed
+            document["knowledge"] = list(self.knowledge)
+        return document
 
     @classmethod
     def from_json(cls, data: Any) -> PendingReview:
@@ -103,6 +107,7 @@ class PendingReview:
             expires_at=float(data.get("expires_at") or 0.0),
             channel=str(data["channel"]) if data.get("channel") else None,
             ts=str(ts) if ts else None,
+            knowledge=tuple(str(line) for line in data.get("knowledge") or ()),
         )
 
 

@@ -36,6 +36,7 @@ class ReviewContent:
     reasoning: str
     reason: str
     conversation_url: str | None = None
+    knowledge: tuple[str, ...] = ()  # the documentation the draft was given, one line each
 
 
 def escape(text: str) -> str:
@@ -144,6 +145,19 @@ def _summary_blocks(content: ReviewContent) -> list[dict[str, Any]]:
                 f"*Model's reasoning:* {escape(content.reasoning or '-')}",
                 SECTION_LIMIT,
             )
+        ),
+        *(
+            [
+                _section(
+                    cut(
+                        "*Documentation given to the draft*\n"
+                        + "\n".join(escape(line) for line in content.knowledge),
+                        SECTION_LIMIT,
+                    )
+                )
+            ]
+            if content.knowledge
+            else []
         ),
     ]
 

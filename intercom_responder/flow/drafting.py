@@ -7,17 +7,24 @@ the daemon would do with the same message.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ..adapters.responder import DraftRequest, Responder
 from ..core.conversation import Message
 from ..core.draft import Draft
+from ..core.knowledge import cite, used_pieces
 from ..core.policy import Decision, PolicyRules, check_before_drafting, decide
-from ..defaults import MEMORY_MIN_SCORE, MEMORY_QUERY_CHARS, MEMORY_TOP_K
+from ..defaults import (
+    KNOWLEDGE_MIN_SCORE,
+    KNOWLEDGE_TOP_K,
+    MEMORY_MIN_SCORE,
+    MEMORY_QUERY_CHARS,
+    MEMORY_TOP_K,
+)
 
 if TYPE_CHECKING:
-    from ..adapters.memory import MemoryHit
+    from ..adapters.memory import KnowledgeHit, MemoryHit
     from ..adapters.recall import Recall
 
 
@@ -26,6 +33,9 @@ class DraftingSettings:
     policy: PolicyRules = field(default_factory=PolicyRules)
     memory_top_k: int = MEMORY_TOP_K
     memory_min_score: float = MEMORY_MIN_SCORE
+    knowledge_top_k: int = KNOWLEDGE_TOP_K
+    knowledge_min_score: float = KNOWLEDGE_MIN_SCORE
+    cite_sources: bool = True
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,11 @@ class Proposal:
     draft: Draft
     decision: Decision
     hits: tuple[MemoryHit, ...] = ()
+    pieces: tuple[KnowledgeHit, ...] = ()  # the documentation the draft was given
+
+    def used_pieces(self) -> list[KnowledgeHit]:
+        """The pieces the draft says it used (numbers it was not given are ignored)."""
+        return used_pieces(self.pieces, self.draft.sources)
 
 
 class Drafter:
@@ -61,7 +76,7 @@ class Drafter:
         early = check_before_drafting(settings.policy, ai_replies_last_hour)
         if early is not None:  # no model call is spent on a conversation in a loop
             return Proposal(Draft(answer="", confidence=0.0, reasoning="no draft was made"), early)
-        hits = self._recall_answers(pending)
+        hits, pieces = self._look_up(pending)
         draft = self._responder.draft(
             DraftRequest(
                 conversation_id=conversation_id,
@@ -70,19 +85,26 @@ class Drafter:
                 pending=tuple(pending),
                 session_id=session_id,
                 known_answers=hits,
+                knowledge=pieces,
             )
         )
-        return Proposal(draft, decide(draft, [m.text for m in pending], settings.policy), hits)
+        if settings.cite_sources and draft.sources:
+            draft = replace(draft, answer=cite(draft.answer, used_pieces(pieces, draft.sources)))
+        decision = decide(draft, [m.text for m in pending], settings.policy)
+        return Proposal(draft, decision, hits, pieces)
 
-    def _recall_answers(self, pending: Sequence[Message]) -> tuple[MemoryHit, ...]:
-        """Verified answers for all pending messages: a burst is searched as one question."""
-        if self._recall is None or self._settings.memory_top_k <= 0:
-            return ()
+    def _look_up(
+        self, pending: Sequence[Message]
+    ) -> tuple[tuple[MemoryHit, ...], tuple[KnowledgeHit, ...]]:
+        """Verified answers and documentation for all pending messages, searched as one
+        question (a burst is one question), each kind with its own limit and score."""
+        settings = self._settings
+        if self._recall is None:
+            return (), ()
         query = "\n".join(m.text for m in pending)[-MEMORY_QUERY_CHARS:]
-        return tuple(
-            self._recall.search(
-                query,
-                limit=self._settings.memory_top_k,
-                min_score=self._settings.memory_min_score,
-            )
+        hits, pieces = self._recall.lookup(
+            query,
+            answers=(settings.memory_top_k, settings.memory_min_score),
+            pieces=(settings.knowledge_top_k, settings.knowledge_min_score),
         )
+        return tuple(hits), tuple(pieces)

@@ -25,6 +25,7 @@ from ..adapters.breaker import CircuitOpenError
 from ..adapters.intercom import IntercomError
 from ..adapters.slack import ReviewError
 from ..core.conversation import Conversation, Message
+from ..core.knowledge import describe_pieces
 from ..core.policy import Action
 from ..core.records import ConversationRecord, State
 from ..core.triage import Assessment, Rules, assess
@@ -193,10 +194,18 @@ class Pipeline:
     ) -> Outcome:
         """A draft for review goes to Slack when it can; everything else is posted."""
         draft, decision, hits = proposal.draft, proposal.decision, proposal.hits
+        knowledge = tuple(describe_pieces(proposal.pieces, draft.sources))
         if decision.action is Action.REVIEW and self._desk is not None and self._desk.available:
             try:
                 return self._desk.request(
-                    conversation, newest, draft, decision, record, assessment.pending, hits
+                    conversation,
+                    newest,
+                    draft,
+                    decision,
+                    record,
+                    assessment.pending,
+                    hits,
+                    knowledge,
                 )
             except ReviewError as exc:
                 log.warning(
@@ -204,7 +213,9 @@ class Pipeline:
                     conversation.id,
                     exc,
                 )
-        return self._sending.send(conversation, newest, draft, decision, record, hits)
+        return self._sending.send(
+            conversation, newest, draft, decision, record, hits, knowledge=knowledge
+        )
 
     # --- the other endings ---------------------------------------------------------------
 

@@ -98,6 +98,7 @@ class ReviewDesk:
         record: ConversationRecord,
         pending: tuple[Message, ...],
         hits: tuple[MemoryHit, ...],
+        knowledge: tuple[str, ...] = (),
     ) -> Outcome:
         """Post the draft for review; raises `ReviewError` so the caller can fall back."""
         now = self._clock()
@@ -112,6 +113,7 @@ class ReviewDesk:
             url=self._conversation_url(conversation.id),
             requested_at=now,
             expires_at=now + self._timeout,
+            knowledge=knowledge,
         )
         try:
             ref = self._slack.post(_content(conversation.id, review))
@@ -328,4 +330,5 @@ def _content(conversation_id: str, review: PendingReview) -> ReviewContent:
         reasoning=review.reasoning,
         reason=review.reason,
         conversation_url=review.url,
+        knowledge=review.knowledge,
     )

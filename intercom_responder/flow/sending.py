@@ -109,13 +109,15 @@ class Sending:
         decision: Decision,
         record: ConversationRecord,
         hits: tuple[MemoryHit, ...] = (),
+        *,
+        knowledge: tuple[str, ...] = (),
     ) -> Outcome:
         """Post the reply or note the decision calls for, once, and record it."""
         kind = POST_KINDS[decision.action]
         body = (
             text_to_html(draft.answer)
             if kind == PostKind.REPLY
-            else review_note_html(draft, decision)
+            else review_note_html(draft, decision, knowledge=knowledge)
         )
         record = self._store.put(record.sending(kind, newest.part_id, (hit.id for hit in hits)))
         part, after = self._post_once(conversation.id, kind, body, newest.part_id)
@@ -323,6 +325,8 @@ class DryRunSending(Sending):
         decision: Decision,
         record: ConversationRecord,
         hits: tuple[MemoryHit, ...] = (),
+        *,
+        knowledge: tuple[str, ...] = (),
     ) -> Outcome:
         # remembered in memory only, so a long dry run shows each conversation once
         self._store.put(record.looked_at(conversation, f"dry run: would {decision.action.value}"))

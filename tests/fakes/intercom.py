@@ -13,8 +13,8 @@ Implemented: `GET /me`, `GET /admins`, `GET /admins/{id}`, `POST /conversations/
 `GET /conversations/{id}`, `PUT /conversations/{id}` (`read`),
 `POST /conversations/{id}/reply`, `POST /conversations/{id}/parts`, `GET /teams`,
 `GET /teams/{id}`, `POST /tickets/search` (the conversation search's query language,
-limits and cursors, over the ticket fields), `GET /tickets/{id}`, `PUT /tickets/{id}`.
-Anything else: 404.
+limits and cursors, over the ticket fields), `GET /tickets/{id}`, `PUT /tickets/{id}`,
+`GET /articles`, `GET /articles/{id}`. Anything else: 404.
 
 Order in which a request is processed: recorded in `requests`; auth (401); rate limit
 (429, counted per `rate_window`, or forced by `rate_limit_next`); OpenAPI validation
@@ -42,6 +42,16 @@ refuses them (e.g. a nested `assignment` object): Intercom may well ignore them,
 update that silently does nothing is a client bug. In `/tickets/search`,
 `admin_assignee_id` and `team_assignee_id` are String fields (no `<`/`>`) and
 `created_at` also takes `<=`/`>=`.
+
+Help-center articles: `GET /articles` is paged by page number, not by cursor: `page`
+(1-based, default 1) and `per_page` (default 25, at most 250) are query parameters the
+description does not list; a bad value, or any other query parameter (e.g. a `state`
+filter that Intercom does not have), is refused. The answer is an `article_list` shaped
+like the description's example: `pages` has `page`, `per_page` and `total_pages` (at
+least 1) and no `next`; a page past the last has empty `data`. Articles come newest
+`updated_at` first (ties: higher id first), drafts included (`state` "draft", `url`
+null): clients filter on `state`. `GET /articles/{id}` adds `statistics`; an unknown or
+deleted id is a 404 `not_found` "Resource Not Found", as in the description.
 """
 
 from __future__ import annotations
@@ -73,6 +83,8 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 from tests.fakes.loopback import JsonHandler, LoopbackServer
 
 __all__ = [
+    "ARTICLE_STATES",
+    "HELP_CENTER_AUDIENCES",
     "SPEC_PATH",
     "TICKET_STATES",
     "TICKET_UPDATE_FIELDS",
@@ -128,6 +140,24 @@ TICKET_UPDATE_FIELDS = frozenset(
         "skip_notifications",
     }
 )
+
+# `article_list_item.state` and `article_list_item.help_center_audience` in 2.16 (tests
+# check these against the description).
+ARTICLE_STATES = ("published", "draft")
+HELP_CENTER_AUDIENCES = (
+    "everyone",
+    "all_users",
+    "all_visitors",
+    "all_leads",
+    "all_visitors_and_leads",
+    "restricted",
+)
+ARTICLES_DEFAULT_PER_PAGE = 25
+ARTICLES_MAX_PER_PAGE = 250
+_ARTICLE_QUERY_PARAMETERS = frozenset({"page", "per_page"})
+_WORKSPACE_ID = "fakeintercom"
+_HELP_CENTER_URL = "https://help.example.test/en/articles"
+_FALLBACK_AUTHOR_ID = 991267492  # when the `/me` admin's id is not a number
 
 _DEFAULT_ADMIN = {"id": "1", "name": "Fake Admin", "email": "admin@example.com"}
 _ERROR_CODES = {
@@ -214,6 +244,19 @@ class _Ticket:
     is_shared: bool = False
     previous_state: str | None = None  # the category before the latest state change
     parts: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Article:
+    id: str
+    title: str
+    body: str  # HTML
+    state: str  # one of ARTICLE_STATES
+    author_id: int
+    created_at: int
+    updated_at: int
+    ai_chatbot_availability: bool
+    help_center_audience: str  # one of HELP_CENTER_AUDIENCES
 
 
 @dataclass
@@ -317,6 +360,25 @@ def _as_int(value: Any, what: str) -> int:
     if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
         return int(value)
     raise _invalid(f"{what}: expected an integer, got {value!r}")
+
+
+def _page_parameter(query: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+    """A query parameter that must be a whole number in 1..maximum (digits only)."""
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]+", raw) or not 1 <= int(raw) <= maximum:
+        raise _invalid(f"{name} must be an integer between 1 and {maximum}, got {raw!r}")
+    return int(raw)
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+def _check_article_state(state: str) -> None:
+    if state not in ARTICLE_STATES:
+        raise ValueError(f"state must be one of {ARTICLE_STATES}, not {state!r}")
 
 
 def _as_bool(value: Any, what: str) -> bool:
@@ -449,6 +511,8 @@ class FakeIntercom(LoopbackServer):
         self._next_ticket_id = 7001
         self._next_inbox_ticket_id = 1
         self._next_ticket_type_id = 301
+        self._articles: dict[str, _Article] = {}
+        self._next_article_id = 9001
         self._next_part_id = 5_000_001
         self._next_contact = 1
         self._rules: list[_Rule] = []
@@ -507,6 +571,11 @@ class FakeIntercom(LoopbackServer):
             if ticket is None:
                 raise KeyError(f"no ticket {ticket_id!r} in the fake")
             return self._render_ticket(ticket, parts_limit=None)
+
+    def article(self, article_id: str) -> dict[str, Any]:
+        """The article as GET /articles/{id} shows it (KeyError if unknown or deleted)."""
+        with self._lock:
+            return self._render_article(self._get_article(article_id), full=True)
 
     def parts(
         self, conversation_id: str, *, author_id: str | None = None, part_type: str | None = None
@@ -591,6 +660,77 @@ class FakeIntercom(LoopbackServer):
             self._next_inbox_ticket_id += 1
             self._tickets[ticket.id] = ticket
             return ticket.id
+
+    def create_article(
+        self,
+        title: str,
+        body_html: str,
+        *,
+        state: str = "published",
+        updated_at: int | None = None,
+        ai_chatbot_availability: bool = True,
+        help_center_audience: str = "everyone",
+    ) -> str:
+        """A new help-center article (GET /articles); returns its id ("9001", "9002", ...).
+
+        `created_at` and `updated_at` are `updated_at` (now by default). The author is the
+        `/me` admin (or a fixed number when that id is not numeric).
+        """
+        _check_article_state(state)
+        if help_center_audience not in HELP_CENTER_AUDIENCES:
+            raise ValueError(
+                f"help_center_audience must be one of {HELP_CENTER_AUDIENCES}, "
+                f"not {help_center_audience!r}"
+            )
+        with self._lock:
+            at = self._now() if updated_at is None else int(updated_at)
+            me = str(self._me()["id"])
+            article = _Article(
+                id=str(self._next_article_id),
+                title=title,
+                body=body_html,
+                state=state,
+                author_id=int(me) if me.isdigit() else _FALLBACK_AUTHOR_ID,
+                created_at=at,
+                updated_at=at,
+                ai_chatbot_availability=bool(ai_chatbot_availability),
+                help_center_audience=help_center_audience,
+            )
+            self._next_article_id += 1
+            self._articles[article.id] = article
+            return article.id
+
+    def update_article(
+        self,
+        article_id: str,
+        *,
+        title: str | None = None,
+        body_html: str | None = None,
+        state: str | None = None,
+        updated_at: int | None = None,
+    ) -> None:
+        """Changes what is given; `updated_at` becomes the given value, else
+        max(now, previous + 1): an edit always moves it, even within the same second."""
+        if state is not None:
+            _check_article_state(state)
+        with self._lock:
+            article = self._get_article(article_id)
+            if title is not None:
+                article.title = title
+            if body_html is not None:
+                article.body = body_html
+            if state is not None:
+                article.state = state
+            article.updated_at = (
+                int(updated_at)
+                if updated_at is not None
+                else max(self._now(), article.updated_at + 1)
+            )
+
+    def delete_article(self, article_id: str) -> None:
+        """The article leaves GET /articles; GET /articles/{id} is a 404 from now on."""
+        with self._lock:
+            del self._articles[self._get_article(article_id).id]
 
     def create_conversation(
         self,
@@ -989,6 +1129,14 @@ class FakeIntercom(LoopbackServer):
             if team is None:
                 raise _ClientError(404, "team_not_found", "Team not found")
             return 200, self._render_team(team)
+        if m == "GET" and p == "/articles":
+            return 200, self._list_articles(req.query)
+        if m == "GET" and (match := re.fullmatch(r"/articles/([0-9]+)", p)):
+            # The description types article_id as an integer, so 09001 is 9001.
+            article = self._articles.get(str(int(match.group(1))))
+            if article is None:
+                raise _not_found()  # the description's 404: not_found, Resource Not Found
+            return 200, self._render_article(article, full=True)
         if m == "POST" and p == "/tickets/search":
             return 200, self._search(req.json, self._ticket_space())
         if match := re.fullmatch(r"/tickets/([^/]+)", p):
@@ -1189,6 +1337,34 @@ class FakeIntercom(LoopbackServer):
         if set(body) - {"admin_id", "skip_notifications"}:
             ticket.updated_at = max(ticket.updated_at, self._now())
         return self._render_ticket(ticket)
+
+    def _list_articles(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """GET /articles: page-number paging, newest `updated_at` first."""
+        unknown = sorted(set(query) - _ARTICLE_QUERY_PARAMETERS)
+        if unknown:
+            raise _invalid(
+                f"{', '.join(unknown)}: not a parameter of GET /articles (only page and "
+                "per_page; drafts are listed too, filter on state)"
+            )
+        page = _page_parameter(query, "page", 1, 2**31 - 1)
+        per_page = _page_parameter(
+            query, "per_page", ARTICLES_DEFAULT_PER_PAGE, ARTICLES_MAX_PER_PAGE
+        )
+        ordered = sorted(
+            self._articles.values(), key=lambda a: (a.updated_at, int(a.id)), reverse=True
+        )
+        start = (page - 1) * per_page
+        return {
+            "type": "list",
+            "pages": {
+                "type": "pages",
+                "page": page,
+                "per_page": per_page,
+                "total_pages": max(1, math.ceil(len(ordered) / per_page)),
+            },
+            "total_count": len(ordered),
+            "data": [self._render_article(a) for a in ordered[start : start + per_page]],
+        }
 
     # ------------------------------------------------------------------ search (lock held)
 
@@ -1413,6 +1589,12 @@ class FakeIntercom(LoopbackServer):
         ticket.parts.append(part)
         return part
 
+    def _get_article(self, article_id: str) -> _Article:
+        article = self._articles.get(str(article_id))
+        if article is None:
+            raise KeyError(f"no article {article_id!r} in the fake")
+        return article
+
     def _get_conversation(self, conversation_id: str) -> _Conversation:
         conv = self._conversations.get(str(conversation_id))
         if conv is None:
@@ -1617,6 +1799,41 @@ class FakeIntercom(LoopbackServer):
             # `snoozed_until` is a non-nullable integer: absent (as in the examples), not
             # null, when the ticket is not snoozed.
             data["snoozed_until"] = ticket.snoozed_until
+        return data
+
+    def _render_article(self, article: _Article, *, full: bool = False) -> dict[str, Any]:
+        """An `article_list_item`; with `full`, the `article` (adds `statistics`)."""
+        slug = _slug(article.title)
+        url = f"{_HELP_CENTER_URL}/{article.id}" + (f"-{slug}" if slug else "")
+        data: dict[str, Any] = {
+            "type": "article",
+            "id": article.id,
+            "workspace_id": _WORKSPACE_ID,
+            "parent_ids": [],
+            "tags": {"type": "tag.list", "tags": []},
+            "title": article.title,
+            "description": "",
+            "body": article.body,
+            "author_id": article.author_id,
+            "state": article.state,
+            "created_at": article.created_at,
+            "updated_at": article.updated_at,
+            "url": url if article.state == "published" else None,  # drafts are not live
+            "ai_chatbot_availability": article.ai_chatbot_availability,
+            "help_center_audience": article.help_center_audience,
+            "has_unpublished_changes": False,
+            "draft_updated_at": None,
+        }
+        if full:
+            data["statistics"] = {
+                "type": "article_statistics",
+                "views": 0,
+                "conversions": 0,
+                "reactions": 0,
+                "happy_reaction_percentage": 0,
+                "neutral_reaction_percentage": 0,
+                "sad_reaction_percentage": 0,
+            }
         return data
 
     def _render_me(self) -> dict[str, Any]:
