@@ -228,7 +228,10 @@ def build_app(
         nudges=nudges,
         article_imports=(
             build_article_imports(settings, intercom, recall, stopping)
-            if recall is not None and settings.articles_sync_hours > 0 and not dry_run
+            if recall is not None
+            and settings.articles_sync_hours > 0
+            and settings.knowledge_top_k > 0  # pieces no draft is given need no import
+            and not dry_run
             else None
         ),
     )
