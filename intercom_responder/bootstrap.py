@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .adapters.breaker import CircuitBreaker
     from .adapters.gpt_trainer import GPTTrainerResponder
     from .adapters.health import Health, HealthServer
+    from .adapters.images import ImageFetcher
     from .adapters.intercom import IntercomClient
     from .adapters.memory import AnswerMemory
     from .adapters.metrics import Metrics
@@ -108,8 +109,13 @@ def build_app(
     dry_run: bool = False,
     out: TextIO | None = None,
     responder: Responder | None = None,
+    hours_clock: Callable[[], float] | None = None,
 ) -> App:
-    """Open the state store and connect the parts. Raises `StateFileError`."""
+    """Open the state store and connect the parts. Raises `StateFileError`.
+
+    `hours_clock`: what time it is for BUSINESS_HOURS (away messages, the away threshold,
+    review expiry); tests set it to a Friday evening.
+    """
     from .adapters.breaker import CircuitBreaker
     from .adapters.health import Health
     from .adapters.metrics import Metrics
@@ -151,9 +157,12 @@ def build_app(
         dry_run=dry_run,
         metrics=metrics,
         router=router if settings.routing else None,
+        hours_clock=hours_clock,
     )
     desk, slack = (
-        build_review(settings, intercom, store, sending, locks, recall, metrics, breakers)
+        build_review(
+            settings, intercom, store, sending, locks, recall, metrics, breakers, hours_clock
+        )
         if settings.slack_enabled and not dry_run
         else (None, None)
     )
@@ -166,6 +175,7 @@ def build_app(
             recall,
             breaker=breakers[responder_dependency(settings)],
             metrics=metrics,
+            hours_clock=hours_clock,
         ),
         store=store,
         settings=pipeline_settings(settings),
@@ -296,6 +306,7 @@ def build_sending(
     dry_run: bool = False,
     metrics: Metrics | None = None,
     router: Router | None = None,
+    hours_clock: Callable[[], float] | None = None,
 ) -> Sending:
     from .flow.sending import DryRunSending, HandoffTargets, Sending
 
@@ -307,6 +318,9 @@ def build_sending(
         handoff=HandoffTargets(settings.handoff_team_id, settings.handoff_admin_id),
         router=router,
         metrics=metrics,
+        hours=settings.business_hours,
+        away_message=settings.away_message,
+        hours_clock=hours_clock,
     )
 
 
@@ -361,6 +375,7 @@ def build_review(
     recall: Recall | None,
     metrics: Metrics | None,
     breakers: dict[Dependency, CircuitBreaker],
+    hours_clock: Callable[[], float] | None = None,
 ) -> tuple[ReviewDesk, SlackSocket]:
     """The review desk and the Slack socket that hands it the clicks."""
     from .adapters.slack import SlackSocket, SlackWeb
@@ -386,6 +401,8 @@ def build_review(
         workspace_id=settings.intercom_workspace_id,
         metrics=metrics,
         breaker=breakers[Dependency.SLACK],
+        hours=settings.business_hours,
+        hours_clock=hours_clock,
     )
     socket = SlackSocket(
         bot_token=settings.slack_bot_token,
@@ -473,6 +490,7 @@ def build_drafter(
     *,
     breaker: CircuitBreaker | None = None,
     metrics: Metrics | None = None,
+    hours_clock: Callable[[], float] | None = None,
 ) -> Drafter:
     """Memory, the model behind its breaker, and the policy; `responder` replaces the model."""
     from .adapters.guarded_responder import GuardedResponder
@@ -495,14 +513,28 @@ def build_drafter(
                 threshold=settings.confidence_threshold,
                 escalation_keywords=settings.escalation_keywords,
                 max_ai_replies_per_hour=settings.max_ai_replies_per_hour,
+                reply_languages=settings.reply_languages,
             ),
+            admin_id=settings.intercom_admin_id,
             memory_top_k=settings.memory_top_k,
             memory_min_score=settings.memory_min_score,
             knowledge_top_k=settings.knowledge_top_k,
             knowledge_min_score=settings.knowledge_min_score,
             cite_sources=settings.cite_sources,
+            hours=settings.business_hours,
+            threshold_away=settings.confidence_threshold_away,
         ),
+        hours_clock=hours_clock,
+        images=build_images(settings) if settings.vision else None,
     )
+
+
+def build_images(settings: Settings) -> ImageFetcher:
+    """VISION: the daemon downloads the customers' images itself, bounded in time and size."""
+    from .adapters.images import ImageFetcher
+    from .defaults import IMAGE_TIMEOUT
+
+    return ImageFetcher(max_bytes=int(settings.max_image_mb * 1_000_000), timeout=IMAGE_TIMEOUT)
 
 
 def pipeline_settings(settings: Settings) -> PipelineSettings:

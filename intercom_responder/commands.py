@@ -127,6 +127,8 @@ def ask(settings: Settings, question: str, *, as_json: bool, out: TextIO) -> int
             "confidence": draft.confidence,
             "reasoning": draft.reasoning,
             "needs_human": draft.needs_human,
+            "language": draft.language,
+            "sentiment": draft.sentiment,
             "error": draft.error,
             "memory": memory_state,
             "memory_hits": [_hit_json(hit) for hit in proposal.hits],
@@ -150,6 +152,8 @@ def ask(settings: Settings, question: str, *, as_json: bool, out: TextIO) -> int
     lines.append("draft:")
     lines += [f"  {line}" for line in (draft.answer or "(empty)").splitlines()]
     lines.append(f"confidence: {draft.confidence:.2f}")
+    if draft.language or draft.sentiment:
+        lines.append(f"customer:   {draft.language or '?'}, sounds {draft.sentiment or '?'}")
     lines.append(f"reasoning:  {draft.reasoning or '-'}")
     if draft.error:
         lines.append(f"error:      {draft.error}")

@@ -14,6 +14,8 @@ from typing import TypeVar
 from urllib.parse import urlparse
 
 from . import defaults as d
+from .core.business_hours import BusinessHours, parse_business_hours
+from .core.language import parse_languages
 from .core.policy import parse_keywords
 from .core.routing import RoutingFileError, TeamNotes, parse_routing_file
 
@@ -48,6 +50,12 @@ class Settings:
     gpt_trainer_timeout: float = d.GPT_TRAINER_TIMEOUT
     gpt_trainer_confidence: float = d.GPT_TRAINER_CONFIDENCE
     confidence_threshold: float = d.CONFIDENCE_THRESHOLD
+    confidence_threshold_away: float | None = None  # outside BUSINESS_HOURS; None: the same
+    business_hours: BusinessHours | None = None  # BUSINESS_HOURS in TIMEZONE; None: always open
+    away_message: str = d.AWAY_MESSAGE
+    vision: bool = False  # VISION: the customers' images go to the model
+    max_image_mb: float = d.MAX_IMAGE_MB
+    reply_languages: tuple[str, ...] = ()  # REPLY_LANGUAGES; empty: any language
     poll_interval: float = d.POLL_INTERVAL
     poll_interval_min: float = d.POLL_INTERVAL_MIN
     poll_interval_max: float = d.POLL_INTERVAL_MAX
@@ -173,6 +181,12 @@ def load_settings(
         gpt_trainer_confidence=reader.get(
             "GPT_TRAINER_CONFIDENCE", d.GPT_TRAINER_CONFIDENCE, _number(0, 1)
         ),
+        confidence_threshold_away=reader.get("CONFIDENCE_THRESHOLD_AWAY", None, _number(0, 1)),
+        business_hours=_business_hours(reader),
+        away_message=reader.get("AWAY_MESSAGE", d.AWAY_MESSAGE, _nonempty),
+        vision=reader.get("VISION", False, _boolean),
+        max_image_mb=reader.get("MAX_IMAGE_MB", d.MAX_IMAGE_MB, _number(0.01, 50)),
+        reply_languages=reader.get("REPLY_LANGUAGES", (), parse_languages),
         confidence_threshold=reader.get(
             "CONFIDENCE_THRESHOLD", d.CONFIDENCE_THRESHOLD, _number(0, 1)
         ),
@@ -332,6 +346,21 @@ def _check_slack_complete(settings: Settings) -> None:
             f"is required for Slack review because {', '.join(given)} is set "
             "(set all three, or none for internal notes)",
         )
+
+
+def _business_hours(reader: _Reader) -> BusinessHours | None:
+    """BUSINESS_HOURS in TIMEZONE; both are checked even when the other is unset."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = reader.get("TIMEZONE", d.TIMEZONE, _nonempty)
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            "TIMEZONE", f"unknown time zone {name!r} (an IANA name like Europe/Berlin)"
+        ) from None
+    windows = reader.get("BUSINESS_HOURS", None, parse_business_hours)
+    return BusinessHours(windows, zone) if windows else None
 
 
 class _Reader:

@@ -130,6 +130,24 @@ SLACK_RECONNECT_SECONDS = 30.0
 #: Slack's default of 10 s would leave clicks unanswered that long.
 SLACK_PING_SECONDS = 2.0
 
+# --- pictures (VISION) --------------------------------------------------------------------------
+
+#: Images larger than this (MB) are not given to the model (MAX_IMAGE_MB).
+MAX_IMAGE_MB = 5.0
+#: Seconds one image download may take, the whole body included.
+IMAGE_TIMEOUT = 10.0
+#: Images given to the model per draft; more are named as not read.
+MAX_IMAGES_PER_DRAFT = 4
+
+# --- business hours ---------------------------------------------------------------------------
+
+#: Outside BUSINESS_HOURS a customer handed to the team is told this once per closed
+#: period (AWAY_MESSAGE); {back} becomes when the team is back ("Monday 09:00").
+AWAY_MESSAGE = (
+    "Thanks for your message! Our team is away right now and back {back}. We will answer you then."
+)
+TIMEZONE = "UTC"
+
 # --- routing --------------------------------------------------------------------------------
 
 #: Below this confidence the model's team is not used (HANDOFF_TEAM_ID, or unassigned).

@@ -125,12 +125,19 @@ def make_app(
         dry_run: bool = False,
         out: io.StringIO | None = None,
         responder: Responder | None = None,
+        hours_clock: Callable[[], float] | None = None,
         **overrides: str,
     ) -> App:
         settings = load_settings(
             daemon_env(intercom, model, tmp_path, **{**responder_env, **overrides})
         )
-        app = build_app(settings, dry_run=dry_run, out=out or io.StringIO(), responder=responder)
+        app = build_app(
+            settings,
+            dry_run=dry_run,
+            out=out or io.StringIO(),
+            responder=responder,
+            hours_clock=hours_clock,
+        )
         apps.append(app)
         return app
 

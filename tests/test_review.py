@@ -430,3 +430,38 @@ def test_a_rejected_and_an_expired_review_are_routed_to_the_team_the_model_picks
             lambda cid=cid: [n["body"] for n in notes(intercom, cid) if "Routing:" in n["body"]]
         )
         assert len(routing) == 1 and "Routed to <b>Billing</b>" in routing[0]
+
+
+def test_a_review_posted_at_night_expires_after_open_hours_only(
+    reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
+) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    def berlin(text: str) -> float:
+        when = datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo("Europe/Berlin"))
+        return when.timestamp()
+
+    now = [berlin("2026-11-24 23:00")]  # a Tuesday night
+    app = reviewing(
+        hours_clock=lambda: now[0],
+        BUSINESS_HOURS="mon-fri 09:00-17:00",
+        TIMEZONE="Europe/Berlin",
+        REVIEW_TIMEOUT_MINUTES="120",
+    )
+    cid, ts = posted_review(app, intercom, slack)
+    record = app.store.get(cid)
+    assert record is not None and record.review is not None
+    assert record.review.expires_at == berlin("2026-11-25 11:00")  # two open hours later
+    [away] = replies(intercom, cid)  # the customer hears when the team is back
+    assert "back tomorrow 09:00" in away["body"]
+
+    now[0] = berlin("2026-11-25 01:00")  # two hours later, but nobody was there
+    app.poller.poll_once()
+    record = app.store.get(cid)
+    assert record is not None and record.state == State.IN_REVIEW
+
+    now[0] = berlin("2026-11-25 11:00")
+    app.poller.poll_once()
+    assert "Expired" in last_update(slack, ts)
+    assert len(replies(intercom, cid)) == 1  # no second away message in the same period

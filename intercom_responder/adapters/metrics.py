@@ -39,6 +39,11 @@ class Metrics:
         self.routed_handoffs = Counter(
             f"{prefix}_routed_handoffs", "Hand-offs by the team routing chose", ["team"], registry=r
         )
+        self.away_messages = Counter(
+            f"{prefix}_away_messages",
+            "AWAY_MESSAGE replies sent outside BUSINESS_HOURS",
+            registry=r,
+        )
         self.routed_tickets = Counter(
             f"{prefix}_routed_tickets", "Tickets assigned by routing, by team", ["team"], registry=r
         )

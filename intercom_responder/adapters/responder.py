@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -49,6 +50,8 @@ class DraftRequest:
     session_id: str | None = None  # the responder's own session for this conversation
     known_answers: tuple[KnownAnswer, ...] = ()  # verified answers from the catalogue
     knowledge: tuple[KnowledgePiece, ...] = ()  # article and document pieces, numbered from 1
+    images: tuple[str, ...] = ()  # VISION: the pending messages' images, as data URLs
+    unreadable: tuple[str, ...] = ()  # VISION: "name (why)" of images that could not be read
 
 
 class Responder(Protocol):
@@ -107,14 +110,30 @@ class ChatModel:
         self._format_lock = threading.Lock()
 
     def reply(
-        self, system: str, user: str, schema_name: str, schema: dict[str, Any], *, about: str
+        self,
+        system: str,
+        user: str,
+        schema_name: str,
+        schema: dict[str, Any],
+        *,
+        about: str,
+        images: Sequence[str] = (),
     ) -> tuple[str | None, str | None, float]:
-        """(content, refusal or why there is none, seconds); `ResponderError` if not asked."""
+        """(content, refusal or why there is none, seconds); `ResponderError` if not asked.
+
+        `images`: data URLs (VISION), given as image parts beside the user's text.
+        """
         import openai
 
+        content: Any = user
+        if images:
+            content = [
+                {"type": "text", "text": user},
+                *({"type": "image_url", "image_url": {"url": url}} for url in images),
+            ]
         messages: list[Any] = [
             {"role": "system", "content": system},
-            {"role": "user", "content": user},
+            {"role": "user", "content": content},
         ]
         started = time.monotonic()
         with self._format_lock:
@@ -169,6 +188,7 @@ class OpenAIResponder:
             pending=request.pending,
             known_answers=request.known_answers,
             knowledge=request.knowledge,
+            unreadable=request.unreadable,
         )
         content, problem, latency = self._chat.reply(
             SYSTEM_PROMPT,
@@ -176,6 +196,7 @@ class OpenAIResponder:
             "draft_reply",
             DRAFT_SCHEMA,
             about=f"conversation {request.conversation_id}",
+            images=request.images,
         )
         model = self._chat.model
         if problem is not None:

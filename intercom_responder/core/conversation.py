@@ -29,6 +29,24 @@ class ConversationFormatError(IntercomResponderError, ValueError):
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file a customer sent, as Intercom lists it (the URL is signed: never log it)."""
+
+    name: str
+    url: str
+    content_type: str
+    size: int | None = None  # bytes, when Intercom says
+
+    @property
+    def is_image(self) -> bool:
+        return self.content_type in IMAGE_CONTENT_TYPES
+
+
+#: What VISION gives the model to look at.
+IMAGE_CONTENT_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+@dataclass(frozen=True)
 class Message:
     part_id: str
     kind: str  # "comment" for text, else Intercom's part_type ("note", "assignment", ...)
@@ -38,6 +56,7 @@ class Message:
     body_html: str
     text: str
     created_at: int
+    attachments: tuple[Attachment, ...] = ()  # files sent with it (named in `text` too)
 
     @property
     def is_customer(self) -> bool:
@@ -107,14 +126,18 @@ class Conversation:
         comments = self.comments
         return comments[-1] if comments else None
 
-    def unanswered_customer_messages(self) -> list[Message]:
+    def unanswered_customer_messages(
+        self, not_answers: frozenset[str] = frozenset()
+    ) -> list[Message]:
         """Customer comments after the last comment from our side (teammate, bot, us).
 
         A burst of three quick messages comes back as three messages, answered once.
+        Comments in `not_answers` (our away message) answer nothing: a customer who
+        writes after one still waits for the team.
         """
         pending: list[Message] = []
         for message in self.comments:
-            if message.is_our_side:
+            if message.is_our_side and message.part_id not in not_answers:
                 pending = []
             elif message.is_customer:
                 pending.append(message)
@@ -172,6 +195,7 @@ def _source_message(source: Any, data: dict[str, Any]) -> Message | None:
         body_html=body,
         text=text,
         created_at=_int(data.get("created_at")),
+        attachments=_attachments(source.get("attachments")),
     )
 
 
@@ -189,7 +213,26 @@ def _part_message(part: Any) -> Message:
         body_html=body,
         text=_text_with_attachments(body, part.get("attachments")),
         created_at=_int(part.get("created_at")),
+        attachments=_attachments(part.get("attachments")),
     )
+
+
+def _attachments(raw: Any) -> tuple[Attachment, ...]:
+    """The files of a part that can be fetched (a URL); others are only named in the text."""
+    found = []
+    for item in raw if isinstance(raw, list) else ():
+        if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+            continue
+        size = item.get("filesize")
+        found.append(
+            Attachment(
+                name=str(item.get("name") or "attachment"),
+                url=item["url"],
+                content_type=str(item.get("content_type") or "").lower(),
+                size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+            )
+        )
+    return tuple(found)
 
 
 def _text_with_attachments(body: str, attachments: Any) -> str:

@@ -26,6 +26,8 @@ class Draft:
     latency_seconds: float = 0.0
     session_id: str | None = None  # for responders that keep a conversation session
     sources: tuple[int, ...] = ()  # the knowledge pieces it says it used (numbers from 1)
+    language: str = ""  # ISO 639-1 code of the customer's language, as the model read it
+    sentiment: str = ""  # how the customer sounds: positive, neutral, negative, frustrated
 
     @classmethod
     def unusable(cls, error: str, *, answer: str = "", model: str = "") -> Draft:
@@ -122,7 +124,25 @@ def parse_model_reply(content: str | None, *, model: str = "") -> Draft:
         needs_human=needs_human,
         model=model,
         sources=_sources(data.get("sources")),
+        language=_language(data.get("language")),
+        sentiment=_sentiment(data.get("sentiment")),
     )
+
+
+SENTIMENTS = ("positive", "neutral", "negative", "frustrated")
+
+
+def _language(value: Any) -> str:
+    """A two-letter code ("de", "pt-BR" -> "pt"); anything else is unknown ("")."""
+    if not isinstance(value, str):
+        return ""
+    code = value.strip().lower().replace("_", "-").split("-")[0]
+    return code if len(code) == 2 and code.isalpha() else ""
+
+
+def _sentiment(value: Any) -> str:
+    text = value.strip().lower() if isinstance(value, str) else ""
+    return text if text in SENTIMENTS else ""
 
 
 def _sources(value: Any) -> tuple[int, ...]:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from .conversation import NOTE_MARKER
 from .draft import Draft
+from .language import language_name
 from .markup import text_to_html
 from .policy import Action, Decision
 from .records import RouteTaken
@@ -29,6 +30,10 @@ def review_note_html(draft: Draft, decision: Decision, *, knowledge: Sequence[st
         f"<p><b>Why a human:</b> {_inline(decision.reason)}</p>",
         f"<p><b>Confidence:</b> {draft.confidence:.2f}</p>",
     ]
+    if draft.language or draft.sentiment:
+        seen = [f"{language_name(draft.language)} ({draft.language})"] if draft.language else []
+        seen += [f"sounds {draft.sentiment}"] if draft.sentiment else []
+        parts.append(f"<p><b>Customer:</b> {_inline(', '.join(seen))}</p>")
     if draft.reasoning:
         parts.append(f"<p><b>Model's reasoning:</b> {_inline(draft.reasoning)}</p>")
     if knowledge:

@@ -158,6 +158,8 @@ class ConversationRecord:
     customer_message_at: int | None = None  # when the newest customer message was written
     retry_requested: bool = False  # `dlq retry`: try again although it was handed off
     route: RouteTaken | None = None  # SENDING a hand-off with ROUTING: the team chosen
+    away_period: float | None = None  # the closed period (its start) we sent AWAY_MESSAGE in
+    away_part_id: str | None = None  # that message: it answers nothing (see `not_answers`)
     created_at: float = 0.0  # set by the store
     updated_at: float = 0.0  # set by the store
 
@@ -212,6 +214,14 @@ class ConversationRecord:
             customer_part_id=customer_part_id,
             memory_ids=tuple(memory_ids),
         )
+
+    def told_away(self, period: float, part_id: str | None) -> ConversationRecord:
+        """AWAY_MESSAGE went out in the closed period that began at `period` (state unchanged)."""
+        return replace(self, away_period=period, away_part_id=part_id or self.away_part_id)
+
+    def not_answers(self) -> frozenset[str]:
+        """Our comments that answered nothing: a customer writing after them still waits."""
+        return frozenset({self.away_part_id}) if self.away_part_id else frozenset()
 
     def routed(self, route: RouteTaken) -> ConversationRecord:
         """The team a hand-off goes to, on disk before the assignment (state unchanged)."""

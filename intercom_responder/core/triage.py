@@ -63,15 +63,21 @@ class Assessment:
 
 
 def assess(
-    conversation: Conversation, rules: Rules, now: float, *, ignore_handoff: bool = False
+    conversation: Conversation,
+    rules: Rules,
+    now: float,
+    *,
+    ignore_handoff: bool = False,
+    not_answers: frozenset[str] = frozenset(),
 ) -> Assessment:
-    """`ignore_handoff`: a person asked to try again (`dlq retry`) despite our hand-off note."""
+    """`ignore_handoff`: a person asked to try again (`dlq retry`) despite our hand-off note.
+    `not_answers`: our comments that answered nothing (the away message)."""
     if conversation.state != "open":
         return Assessment(skip=Skip(SkipCode.NOT_OPEN, f"conversation is {conversation.state}"))
     other = _assigned_to_someone_else(conversation.admin_assignee_id, rules)
     if other:
         return Assessment(skip=other)
-    pending = conversation.unanswered_customer_messages()
+    pending = conversation.unanswered_customer_messages(not_answers)
     if not pending:
         last = conversation.last_comment()
         if last is None:
@@ -207,7 +213,9 @@ def recheck(
     drafted_for: str,
     *,
     ignore_handoff: bool = False,
+    not_answers: frozenset[str] = frozenset(),
 ) -> Recheck:
-    return Recheck(
-        conversation, assess(conversation, rules, now, ignore_handoff=ignore_handoff), drafted_for
+    assessment = assess(
+        conversation, rules, now, ignore_handoff=ignore_handoff, not_answers=not_answers
     )
+    return Recheck(conversation, assessment, drafted_for)

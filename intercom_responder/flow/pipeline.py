@@ -115,7 +115,13 @@ class Pipeline:
                 return self._skip(record, conversation, "waiting for the review in Slack")
             record = self._store.record_for(conversation_id)  # the stale review was recorded
         retrying = record.retry_requested
-        assessment = assess(conversation, self._rules, self._clock(), ignore_handoff=retrying)
+        assessment = assess(
+            conversation,
+            self._rules,
+            self._clock(),
+            ignore_handoff=retrying,
+            not_answers=record.not_answers(),
+        )
         newest = assessment.newest
         if record.state is State.FAILED and newest and newest.part_id == record.customer_part_id:
             return self._skip(record, conversation, "dead letter: see `python main.py dlq`")
@@ -174,6 +180,7 @@ class Pipeline:
             pending=assessment.pending,
             ai_replies_last_hour=len(recent_ai_replies(record, self._clock())),
             session_id=self._store.session(conversation.id),
+            not_answers=record.not_answers(),
         )
 
     def _keep_session(self, record: ConversationRecord, proposal: Proposal) -> ConversationRecord:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ..adapters.metrics import Metrics
     from ..adapters.recall import Recall
     from ..adapters.store import StateStore
+    from ..core.business_hours import BusinessHours
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,12 @@ class ReviewDesk:
         workspace_id: str | None = None,
         metrics: Metrics | None = None,
         breaker: CircuitBreaker | None = None,
+        hours: BusinessHours | None = None,
         clock: Callable[[], float] = time.time,
+        hours_clock: Callable[[], float] | None = None,
     ) -> None:
+        self._hours = hours  # a review expires after REVIEW_TIMEOUT_MINUTES of open time
+        self._review_clock = hours_clock or clock  # when reviews are asked for and expire
         self._slack = slack
         self._connected = connected
         self._sending = sending
@@ -101,7 +106,7 @@ class ReviewDesk:
         knowledge: tuple[str, ...] = (),
     ) -> Outcome:
         """Post the draft for review; raises `ReviewError` so the caller can fall back."""
-        now = self._clock()
+        now = self._review_clock()
         review = PendingReview(
             customer_part_id=newest.part_id,
             customer_name=conversation.customer_name,
@@ -112,7 +117,11 @@ class ReviewDesk:
             reason=decision.reason,
             url=self._conversation_url(conversation.id),
             requested_at=now,
-            expires_at=now + self._timeout,
+            expires_at=(
+                self._hours.after_open_seconds(now, self._timeout)
+                if self._hours is not None
+                else now + self._timeout
+            ),
             knowledge=knowledge,
         )
         try:
@@ -122,7 +131,7 @@ class ReviewDesk:
             raise
         if self._breaker is not None:
             self._breaker.success()
-        self._store.put(
+        reviewing = self._store.put(
             record.in_review(
                 review.posted(ref.channel, ref.ts),
                 conversation,
@@ -130,6 +139,7 @@ class ReviewDesk:
                 memory_ids=(hit.id for hit in hits),
             )
         )
+        self._sending.tell_away(reviewing, conversation)
         if self._metrics is not None:
             self._metrics.reviews_requested.inc()
         return Outcome(conversation.id, Status.IN_REVIEW, decision.reason, decision, draft, hits)
@@ -219,7 +229,7 @@ class ReviewDesk:
     def expire_due(self) -> int:
         """Hand off reviews nobody decided within REVIEW_TIMEOUT_MINUTES."""
         expired = 0
-        now = self._clock()
+        now = self._review_clock()
         for record in self._store.in_review():
             if record.review is None or record.review.expires_at > now:
                 continue

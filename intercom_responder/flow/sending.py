@@ -26,7 +26,7 @@ from ..core.notes import ROUTING_NOTE_MARK, failure_note_html, review_note_html,
 from ..core.policy import Action, Decision
 from ..core.records import ConversationRecord, PostKind
 from ..core.triage import Recheck, Rules, recheck
-from ..defaults import AI_REPLY_WINDOW_SECONDS, MAX_POST_TRIES
+from ..defaults import AI_REPLY_WINDOW_SECONDS, AWAY_MESSAGE, MAX_POST_TRIES
 from ..errors import IntercomResponderError
 from .outcome import Outcome, Status
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ..adapters.memory import MemoryHit
     from ..adapters.metrics import Metrics
     from ..adapters.store import StateStore
+    from ..core.business_hours import BusinessHours
     from ..core.draft import Draft
     from .routing import Router
 
@@ -69,8 +70,14 @@ class Sending:
         handoff: HandoffTargets = HandoffTargets(),
         router: Router | None = None,
         metrics: Metrics | None = None,
+        hours: BusinessHours | None = None,
+        away_message: str = AWAY_MESSAGE,
         clock: Callable[[], float] = time.time,
+        hours_clock: Callable[[], float] | None = None,
     ) -> None:
+        self._hours = hours
+        self._hours_clock = hours_clock or clock  # what time it is for BUSINESS_HOURS
+        self._away_message = away_message
         self._intercom = intercom
         self._store = store
         self._rules = rules
@@ -96,7 +103,12 @@ class Sending:
         """Read again: is the message the draft answers still the one to answer?"""
         fresh = self.read(conversation_id)
         return recheck(
-            fresh, self._rules, self._clock(), drafted_for, ignore_handoff=ignore_handoff
+            fresh,
+            self._rules,
+            self._clock(),
+            drafted_for,
+            ignore_handoff=ignore_handoff,
+            not_answers=self._store.record_for(conversation_id).not_answers(),
         )
 
     # --- sending --------------------------------------------------------------------------
@@ -215,12 +227,49 @@ class Sending:
             ai_replies.append(part.created_at if part and part.created_at else self._clock())
         if kind == PostKind.HANDOFF and self._router is not None:
             record = self._route(record, conversation)
+        if kind in (PostKind.HANDOFF, PostKind.NOTE):
+            record, conversation = self.tell_away(record, conversation)
         self._store.put(record.sent(kind, part, conversation, reason=reason, ai_replies=ai_replies))
         if kind == PostKind.HANDOFF and self._router is None:
             self._assign(conversation.id)
         self._count(kind, decision, recovered)
         status = Status.RECOVERED if recovered else _STATUSES[kind]
         return Outcome(conversation.id, status, reason, decision, draft)
+
+    def tell_away(
+        self, record: ConversationRecord, conversation: Conversation
+    ) -> tuple[ConversationRecord, Conversation]:
+        """Outside BUSINESS_HOURS a customer whose message waits for a person hears when the
+        team is back: AWAY_MESSAGE, once per conversation per closed period.
+
+        Exactly once like a reply: the record is still `SENDING` (or about to be in review)
+        until this is done, a restart looks for our comment before posting, and the
+        period is recorded after. A failure to post is logged, never a failed hand-off.
+        """
+        hours = self._hours
+        part_id = record.customer_part_id
+        if hours is None or hours.always or part_id is None:
+            return record, conversation
+        now = self._hours_clock()
+        period = hours.closed_since(now)
+        if period is None or record.away_period == period:
+            return record, conversation
+        posted = conversation.our_reply_after(part_id, self.admin_id)  # after a restart
+        if posted is None:
+            text = self._away_message.replace("{back}", hours.describe_next_open(now))
+            try:
+                posted, conversation = self._post_once(
+                    conversation.id, PostKind.REPLY, text_to_html(text), part_id
+                )
+            except IntercomResponderError as exc:
+                log.warning(
+                    "conversation %s: the away message could not be sent: %s", conversation.id, exc
+                )
+                return record, conversation
+            if self._metrics is not None:
+                self._metrics.away_messages.inc()
+        told = record.told_away(period, posted.part_id if posted else None)
+        return self._store.put(told), conversation
 
     def _assign(self, conversation_id: str, team_id: str | None = None) -> bool:
         """Put the conversation in a person's inbox; assignments are safe to repeat.

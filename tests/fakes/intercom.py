@@ -90,6 +90,7 @@ __all__ = [
     "TICKET_UPDATE_FIELDS",
     "FakeIntercom",
     "RecordedRequest",
+    "attachment",
     "load_spec",
 ]
 
@@ -176,6 +177,33 @@ _WRITE_ROUTES = (
     ("PUT", re.compile(r"/tickets/[^/]+")),
 )
 _VALIDATION_LOCK = threading.Lock()
+
+
+def attachment(
+    url: str,
+    name: str,
+    content_type: str,
+    *,
+    filesize: int = 1024,
+    width: int | None = None,
+    height: int | None = None,
+) -> dict[str, Any]:
+    """A file on a part, as 2.16 renders it (`part_attachment`): `type` "upload", `name`,
+    `url`, `content_type`, `filesize` and, for images, `width` and `height` (an image
+    gets 100 x 100 unless given; other files have neither). The description's
+    `conversation_attachment_files` (base64 `data`) is what a *reply* may upload, not
+    what a part shows."""
+    item: dict[str, Any] = {
+        "type": "upload",
+        "name": name,
+        "url": url,
+        "content_type": content_type,
+        "filesize": int(filesize),
+    }
+    if content_type.startswith("image/") or width is not None or height is not None:
+        item["width"] = int(width if width is not None else 100)
+        item["height"] = int(height if height is not None else 100)
+    return item
 
 
 @functools.lru_cache(maxsize=4)
@@ -744,12 +772,14 @@ class FakeIntercom(LoopbackServer):
         state: str = "open",
         admin_assignee_id: int = 0,
         team_assignee_id: int = 0,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> str:
         """A new conversation whose source (first message) is `body`; returns its id.
 
         The customer (`customer_id`, a generated contact id by default) is the
         conversation's contact. With `author_type` user/lead/contact the customer wrote
         the first message; with admin/bot the source author is the `/me` admin.
+        `attachments` (see `attachment()`) are the files sent with the first message.
         """
         if state not in STATES:
             raise ValueError(f"state must be one of {STATES}, not {state!r}")
@@ -794,7 +824,7 @@ class FakeIntercom(LoopbackServer):
                     "subject": "",
                     "body": body,
                     "author": author,
-                    "attachments": [],
+                    "attachments": copy.deepcopy(attachments or []),
                     "url": None,
                     "redacted": False,
                 },
@@ -831,12 +861,22 @@ class FakeIntercom(LoopbackServer):
             return str(part["id"])
 
     def customer_writes(
-        self, conversation_id: str, body: str, *, created_at: int | None = None
+        self,
+        conversation_id: str,
+        body: str,
+        *,
+        created_at: int | None = None,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> str:
-        """The conversation's customer sends a message: reopens it and marks it unread."""
+        """The conversation's customer sends a message: reopens it and marks it unread.
+
+        `attachments` (see `attachment()`) are the files sent with it; `body` may be ""
+        for a message that is only a file."""
         with self._lock:
             conv = self._get_conversation(conversation_id)
-            part = self._customer_comment(conv, body, conv.customer["id"], created_at)
+            part = self._customer_comment(
+                conv, body, conv.customer["id"], created_at, attachments=attachments
+            )
             return str(part["id"])
 
     def admin_writes(
@@ -1639,6 +1679,7 @@ class FakeIntercom(LoopbackServer):
         author: dict[str, Any],
         created_at: int | None = None,
         assigned_to: dict[str, Any] | None = None,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         at = self._now() if created_at is None else int(created_at)
         part: dict[str, Any] = {
@@ -1651,7 +1692,7 @@ class FakeIntercom(LoopbackServer):
             "notified_at": at,
             "assigned_to": assigned_to,
             "author": author,
-            "attachments": [],
+            "attachments": copy.deepcopy(attachments or []),
             "external_id": None,
             "redacted": False,
             "state": conv.state,
@@ -1661,13 +1702,24 @@ class FakeIntercom(LoopbackServer):
         return part
 
     def _customer_comment(
-        self, conv: _Conversation, body: str, author_id: str, created_at: Any
+        self,
+        conv: _Conversation,
+        body: str,
+        author_id: str,
+        created_at: Any,
+        *,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         # A customer message reopens a closed or snoozed conversation, as in Intercom.
         conv.state, conv.snoozed_until, conv.read = "open", None, False
         author = self._author(conv, conv.customer["type"], author_id, "")
         return self._append_part(
-            conv, part_type="comment", body=body, author=author, created_at=created_at
+            conv,
+            part_type="comment",
+            body=body,
+            author=author,
+            created_at=created_at,
+            attachments=attachments,
         )
 
     def _waiting_since(self, conv: _Conversation) -> int | None:
