@@ -443,13 +443,14 @@ def build_responder(settings: Settings) -> Responder:
     return OpenAIResponder(build_chat_model(settings))
 
 
-def build_chat_model(settings: Settings) -> ChatModel:
-    """The OpenAI-compatible model: it drafts, or grades another responder's answers."""
+def build_chat_model(settings: Settings, *, model: str | None = None) -> ChatModel:
+    """The OpenAI-compatible model: it drafts, or grades another responder's answers
+    (`model`: another model on the same server, e.g. the eval's judge)."""
     from .adapters.responder import ChatModel
 
     return ChatModel(
         api_key=settings.openai_api_key,
-        model=settings.openai_model,
+        model=model or settings.openai_model,
         base_url=settings.openai_base_url,
         timeout=settings.openai_timeout,
         max_retries=settings.openai_max_retries,

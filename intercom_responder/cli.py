@@ -141,7 +141,35 @@ def build_parser() -> argparse.ArgumentParser:
         "reason (or the fallback and why). Sends and assigns nothing.",
     )
     route.add_argument("text", help="the customer's message")
-    for sub in (ask, memory, sync, check, dlq, playground, route):
+    evaluate = commands.add_parser(
+        "eval",
+        help="measure the answers on past conversations before going live; sends nothing",
+        description="Draft an answer to past customer questions that a teammate answered, "
+        "exactly as the daemon would (prompt, memory, policy), with only what was known "
+        "before each question; a judge model compares each draft with the teammate's "
+        "answer. Prints the shares that would be sent, reviewed and handed off, the mean "
+        "agreement, a calibration table and the worst answers. Writes nothing but --out.",
+    )
+    evaluate.add_argument(
+        "--since", type=_date, metavar="YYYY-MM-DD", help="only questions asked since"
+    )
+    evaluate.add_argument(
+        "--limit", type=int, default=100, metavar="N", help="at most N pairs, oldest first (100)"
+    )
+    evaluate.add_argument(
+        "--out", type=Path, metavar="DIR", help="eval.json, eval.csv, report.html"
+    )
+    evaluate.add_argument(
+        "--questions",
+        type=Path,
+        metavar="FILE",
+        help="a hand-written test set instead (CSV or JSON Lines: question, expected)",
+    )
+    evaluate.add_argument("--judge-model", metavar="MODEL", help="the judge (OPENAI_MODEL)")
+    evaluate.add_argument("--target", type=float, default=0.9, help="the agreement to reach (0.9)")
+    evaluate.add_argument("--yes", action="store_true", help="do not ask before starting")
+    evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
+    for sub in (ask, memory, sync, check, dlq, playground, route, evaluate):
         sub.add_argument("--env-file", default=argparse.SUPPRESS, metavar="PATH", help="as above")
     return parser
 
@@ -161,8 +189,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         else:
             settings = load_settings(
                 need_intercom=args.command in ("check", "route")
+                or (args.command == "eval" and not args.questions)
                 or (args.command == "sync" and (args.articles or not args.docs)),
-                need_responder=args.command in ("ask", "check", "playground"),
+                need_responder=args.command in ("ask", "check", "playground", "eval"),
             )
             if args.command in ("memory", "sync") and not (
                 settings.mem0_api_key or settings.openai_api_key
@@ -183,6 +212,21 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         from .commands import ask
 
         return ask(settings, args.question, as_json=args.json, out=out)
+    if args.command == "eval":
+        from .commands import evaluate
+
+        return evaluate(
+            settings,
+            since=args.since,
+            limit=args.limit,
+            out_dir=args.out,
+            questions=args.questions,
+            judge_model=args.judge_model,
+            target=args.target,
+            yes=args.yes,
+            as_json=args.json,
+            out=out,
+        )
     if args.command == "route":
         from .commands import route
 

@@ -515,3 +515,226 @@ def route(settings: Settings, text: str, *, out: TextIO) -> int:
     print(f"reason:     {taken.reason or '-'}", file=out)
     print(f"teams:      {', '.join(t.name for t in teams) or 'none found'}", file=out)
     return ExitCode.OK
+
+
+def evaluate(
+    settings: Settings,
+    *,
+    since: date | None,
+    limit: int,
+    out_dir: Path | None,
+    questions: Path | None,
+    judge_model: str | None,
+    target: float,
+    yes: bool,
+    as_json: bool,
+    out: TextIO,
+) -> int:
+    """`python main.py eval`: draft past questions as the daemon would, judge, report."""
+    import tempfile
+    from pathlib import Path
+
+    from .adapters.memory import AnswerMemoryError, LocalMemory
+    from .adapters.recall import Recall
+    from .bootstrap import build_chat_model
+    from .core.evaluation import QuestionsFileError, parse_questions
+    from .flow.evaluation import EvalCache, Evaluation, past_pairs, questions_pairs
+    from .flow.sync import since_timestamp
+
+    if not settings.openai_api_key:
+        print(
+            "intercom-responder: configuration error: OPENAI_API_KEY: is required for eval "
+            "(the judge is an OpenAI-compatible model)",
+            file=sys.stderr,
+        )
+        return ExitCode.CONFIG
+    try:
+        if questions is not None:
+            pairs = questions_pairs(
+                parse_questions(questions.read_text(encoding="utf-8-sig"), name=questions.name)
+            )
+        else:
+            pairs = past_pairs(
+                build_intercom(settings),
+                settings.intercom_admin_id,
+                since=since_timestamp(since),
+                limit=limit,
+            )
+    except QuestionsFileError as exc:
+        print(f"intercom-responder: {questions}: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG
+    except OSError as exc:
+        print(f"intercom-responder: {questions}: cannot be read: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG
+    except IntercomResponderError as exc:
+        print(f"intercom-responder: eval stopped: {exc}", file=sys.stderr)
+        return ExitCode.FAILED
+    except KeyboardInterrupt:
+        print(
+            "intercom-responder: stopped while finding the pairs; nothing was done", file=sys.stderr
+        )
+        return ExitCode.INTERRUPTED
+    if not pairs:
+        where = (
+            f"in {questions}"
+            if questions
+            else "in the conversations (a customer asked, a teammate answered)"
+        )
+        print(f"intercom-responder: no question-answer pairs found {where}", file=sys.stderr)
+        return ExitCode.FAILED
+    judge = build_chat_model(settings, model=judge_model)
+    calls = (
+        f"at most {2 * len(pairs)} model calls ({len(pairs)} drafts with {settings.openai_model}"
+    )
+    calls += f", {len(pairs)} judgements with {judge.model}); cached ones are free"
+    print(f"eval: {len(pairs)} question-answer pairs, {calls}", file=sys.stderr)
+    if not yes and sys.stdin.isatty():
+        answer = input("Go on? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            print("nothing was done", file=sys.stderr)
+            return ExitCode.OK
+    with tempfile.TemporaryDirectory(prefix="intercom-responder-eval-") as scratch:
+        memory: AnswerMemory | None = None
+        recall: Recall | None = None
+        if settings.memory_top_k > 0 and questions is None:
+            try:
+                memory = LocalMemory(
+                    data_dir=Path(scratch),
+                    openai_api_key=settings.openai_api_key,
+                    openai_base_url=settings.openai_base_url,
+                    embedding_model=settings.embedding_model,
+                    embedding_dims=settings.embedding_dims,
+                    llm_model=settings.openai_model,
+                    timeout=settings.memory_timeout,
+                )
+                _copy_knowledge(settings, memory)
+            except AnswerMemoryError as exc:
+                print(f"intercom-responder: eval goes on without memory: {exc}", file=sys.stderr)
+                memory = None
+            if memory is not None:
+                opened = memory
+                recall = Recall(lambda: opened, timeout=settings.memory_timeout)
+        elif settings.memory_top_k > 0 and (
+            settings.mem0_api_key or (settings.data_dir / "qdrant").exists()
+        ):
+            recall = build_recall(settings)  # a test set: the team's memory, only searched
+        drafter = build_drafter(settings, None, recall)
+        evaluation = Evaluation(
+            drafter=drafter,
+            judge=judge,
+            memory=memory,
+            fingerprint=[
+                settings.responder,
+                settings.openai_model,
+                settings.confidence_threshold,
+                settings.memory_top_k,
+                settings.memory_min_score,
+                settings.knowledge_top_k,
+                settings.knowledge_min_score,
+            ],
+            cache=EvalCache(out_dir / "cache.jsonl" if out_dir else None),
+            out=sys.stderr,
+            is_tty=sys.stderr.isatty(),
+        )
+        try:
+            run = evaluation.run(pairs)
+        finally:
+            if recall is not None:
+                recall.close()
+            elif memory is not None:
+                memory.close()
+    return _eval_report(settings, run, target=target, out_dir=out_dir, as_json=as_json, out=out)
+
+
+def _copy_knowledge(settings: Settings, into: AnswerMemory) -> None:
+    """The team's knowledge pieces into the eval's own memory (only read from the team's)."""
+    from .adapters.memory import AnswerMemoryError
+    from .core.knowledge import SOURCES
+
+    if not settings.mem0_api_key and not (settings.data_dir / "qdrant").exists():
+        return  # no local memory yet: nothing to copy, and nothing is created by looking
+    try:
+        team = open_answer_memory(settings)
+    except AnswerMemoryError as exc:
+        print(f"intercom-responder: knowledge pieces not used: {exc}", file=sys.stderr)
+        return
+    try:
+        for source in SOURCES:
+            for piece in team.pieces(source):
+                into.add_piece(piece.text, dict(piece.metadata))
+    finally:
+        team.close()
+
+
+def _eval_report(
+    settings: Settings,
+    run: Any,
+    *,
+    target: float,
+    out_dir: Path | None,
+    as_json: bool,
+    out: TextIO,
+) -> int:
+    from .core.evaluation import calibration, summarize, worst_sent
+
+    results = run.results
+    summary = summarize(results, threshold=settings.confidence_threshold, target=target)
+    buckets = calibration(results)
+    worst = worst_sent(results)
+    if out_dir is not None:
+        from .adapters.eval_report import write_report
+
+        for path in write_report(out_dir, summary, buckets, results, worst):
+            print(f"wrote {path}", file=sys.stderr)
+    if as_json:
+        print(json.dumps(summary.to_json(), ensure_ascii=False), file=out)
+    else:
+        print(_eval_table(summary, buckets, worst, run), file=out)
+    return ExitCode.INTERRUPTED if run.interrupted else ExitCode.OK
+
+
+def _eval_table(summary: Any, buckets: Any, worst: Any, run: Any) -> str:
+    def share(count: int, part: float) -> str:
+        return f"{count:>4} ({part * 100:.0f} %)"
+
+    def mean(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    rules = sorted(summary.by_rule.items(), key=lambda item: (-item[1], item[0]))
+    lines = [
+        ("eval interrupted" if run.interrupted else "eval")
+        + f": {summary.pairs} pairs ({summary.failed} failed), CONFIDENCE_THRESHOLD "
+        f"{summary.threshold:.2f}, target agreement {summary.target:.2f}",
+        f"  sent alone: {share(summary.sent, summary.sent_share)}   mean agreement "
+        f"{mean(summary.mean_agreement_sent)}, word overlap {mean(summary.mean_similarity_sent)}",
+        f"  reviewed:   {share(summary.reviewed, summary.reviewed_share)}",
+        f"  handed off: {share(summary.handed_off, summary.handed_off_share)}",
+        "  by rule:    " + (", ".join(f"{rule} {n}" for rule, n in rules) or "-"),
+    ]
+    if summary.lowest_threshold is None:
+        lines.append(f"  no threshold reaches a mean agreement of {summary.target:.2f}")
+    else:
+        lines.append(
+            f"  lowest threshold reaching {summary.target:.2f}: {summary.lowest_threshold:.2f} "
+            f"({summary.sent_at_lowest} would be sent)"
+        )
+    if run.cached_drafts or run.cached_judgements:
+        lines.append(
+            f"  from the cache: {run.cached_drafts} drafts, {run.cached_judgements} judgements"
+        )
+    lines.append("calibration (confidence: pairs, mean agreement)")
+    for bucket in buckets:
+        span = f"{bucket.low:.1f}-{bucket.high:.1f}"
+        lines.append(f"  {span}  {bucket.count:>4}  {mean(bucket.mean_agreement)}")
+    if worst:
+        lines.append(f"the {len(worst)} worst would-be-sent answers")
+    for number, result in enumerate(worst, 1):
+        where = f"conversation {result.conversation_id}" if result.conversation_id else "question"
+        lines.append(
+            f"  {number}. agreement {mean(result.agreement)}, confidence "
+            f"{result.confidence:.2f} ({where}): {one_line(result.judge_reason, 160)}"
+        )
+        lines.append(f"     Q:        {one_line(result.question, 160)}")
+        lines.append(f"     AI:       {one_line(result.draft, 160)}")
+        lines.append(f"     teammate: {one_line(result.expected, 160)}")
+    return "\n".join(lines)

@@ -166,6 +166,32 @@ def _preview(content: str, limit: int = 2000) -> str:
 
 
 @dataclass(frozen=True)
+class Judgement:
+    """How far a draft agrees with what a teammate answered (the eval's judge)."""
+
+    agreement: float | None  # None: the judgement could not be read
+    reason: str = ""
+    error: str | None = None
+
+
+def parse_judgement(content: str | None) -> Judgement:
+    """Read a judge's reply: a JSON object with agreement (0..1) and reason."""
+    try:
+        data = _json_object(content)
+    except _NotAnObjectError as exc:
+        return Judgement(None, error=f"the judgement is unusable: {exc}")
+    reason = data.get("reason")
+    agreement = _valid_confidence(data.get("agreement"))
+    if agreement is None:
+        return Judgement(
+            None,
+            reason if isinstance(reason, str) else "",
+            f"the agreement {data.get('agreement')!r} is not a number between 0 and 1",
+        )
+    return Judgement(agreement, reason.strip() if isinstance(reason, str) else "")
+
+
+@dataclass(frozen=True)
 class Grade:
     """A second model's judgement of an answer it did not write."""
 
