@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .adapters.recall import Recall
     from .adapters.responder import ChatModel, Responder
     from .adapters.slack import SlackSocket
-    from .adapters.store import StateStore
+    from .adapters.store import Store
     from .adapters.webhook_server import WebhookServer
     from .config import Settings
     from .core.triage import Rules
@@ -48,7 +48,7 @@ class App:
     """Everything wired together once; tests build the same thing the daemon runs."""
 
     settings: Settings
-    store: StateStore
+    store: Store
     intercom: IntercomClient
     pipeline: Pipeline
     poller: Poller
@@ -119,7 +119,6 @@ def build_app(
     from .adapters.breaker import CircuitBreaker
     from .adapters.health import Health
     from .adapters.metrics import Metrics
-    from .adapters.store import StateStore
     from .errors import Dependency
     from .flow.dead_letters import apply_retry_requests
     from .flow.locks import ConversationLocks
@@ -127,7 +126,7 @@ def build_app(
     from .flow.pipeline import Pipeline
     from .flow.poller import Poller
 
-    store = StateStore(settings.state_file, read_only=dry_run)
+    store = open_store(settings, read_only=dry_run)
     stopping = threading.Event()
     metrics = Metrics()
     breakers = {
@@ -263,6 +262,29 @@ def build_article_imports(
     )
 
 
+def open_store(settings: Settings, *, read_only: bool = False) -> Store:
+    """The state (STATE_BACKEND): the state file, or PostgreSQL. Raises `StateFileError`.
+
+    `read_only` (dry run): the file is read without its lock, the database is read once
+    into memory; either way nothing of it is changed.
+    """
+    if settings.state_backend == "postgres":
+        from .adapters.pg_store import PostgresStateStore
+        from .adapters.store import StateStore
+
+        assert settings.database_url  # load_settings requires it with STATE_BACKEND=postgres
+        database = PostgresStateStore(settings.database_url)
+        if not read_only:
+            return database
+        try:
+            return StateStore.in_memory(database.snapshot(), name=database.path)
+        finally:
+            database.close()
+    from .adapters.store import StateStore
+
+    return StateStore(settings.state_file, read_only=read_only)
+
+
 def build_webhook(
     settings: Settings, nudges: Nudges, metrics: Metrics | None = None
 ) -> WebhookServer:
@@ -301,7 +323,7 @@ def build_playground(
 def build_sending(
     settings: Settings,
     intercom: IntercomClient,
-    store: StateStore,
+    store: Store,
     *,
     dry_run: bool = False,
     metrics: Metrics | None = None,
@@ -327,7 +349,7 @@ def build_sending(
 def build_ticket_routing(
     settings: Settings,
     intercom: IntercomClient,
-    store: StateStore,
+    store: Store,
     router: Router,
     *,
     dry_run: bool = False,
@@ -369,7 +391,7 @@ def build_router(settings: Settings, intercom: IntercomClient) -> Router:
 def build_review(
     settings: Settings,
     intercom: IntercomClient,
-    store: StateStore,
+    store: Store,
     sending: Sending,
     locks: ConversationLocks,
     recall: Recall | None,

@@ -169,7 +169,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--target", type=float, default=0.9, help="the agreement to reach (0.9)")
     evaluate.add_argument("--yes", action="store_true", help="do not ask before starting")
     evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
-    for sub in (ask, memory, sync, check, dlq, playground, route, evaluate):
+    state = commands.add_parser(
+        "state", help="move the whole state between the state file and PostgreSQL"
+    )
+    state_commands = state.add_subparsers(dest="state_command", metavar="ACTION", required=True)
+    export = state_commands.add_parser("export", help="write the state as JSON")
+    export.add_argument("--out", dest="state_out", type=Path, metavar="FILE", help="(stdout)")
+    imported = state_commands.add_parser("import", help="read a state export into this backend")
+    imported.add_argument("file", type=Path)
+    imported.add_argument(
+        "--replace", action="store_true", help="replace a state that is not empty"
+    )
+    for sub in (ask, memory, sync, check, dlq, playground, route, evaluate, state):
         sub.add_argument("--env-file", default=argparse.SUPPRESS, metavar="PATH", help="as above")
     return parser
 
@@ -212,6 +223,12 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         from .commands import ask
 
         return ask(settings, args.question, as_json=args.json, out=out)
+    if args.command == "state":
+        from .commands import state_export, state_import
+
+        if args.state_command == "export":
+            return state_export(settings, to=args.state_out, out=out)
+        return state_import(settings, args.file, replace=args.replace, out=out)
     if args.command == "eval":
         from .commands import evaluate
 

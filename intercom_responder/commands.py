@@ -397,10 +397,10 @@ def dlq_list(settings: Settings, *, out: TextIO) -> int:
     from datetime import UTC, datetime
 
     from .adapters.files import StateFileError
-    from .adapters.store import StateStore
+    from .bootstrap import open_store
 
     try:
-        store = StateStore(settings.state_file, read_only=True)
+        store = open_store(settings, read_only=True)
     except StateFileError as exc:
         print(f"intercom-responder: {exc}", file=sys.stderr)
         return ExitCode.STATE
@@ -424,11 +424,17 @@ def dlq_retry(settings: Settings, conversation_id: str | None, *, out: TextIO) -
     """Back in the queue: directly, or through a request file when the daemon runs."""
     from .adapters.files import StateFileError, StateLockedError
     from .adapters.store import StateStore
+    from .bootstrap import open_store
     from .flow.dead_letters import request_retry
 
     which = f"conversation {conversation_id}" if conversation_id else "all dead letters"
     try:
-        store = StateStore(settings.state_file)
+        # PostgreSQL is shared by design: a running daemon sees the change at its next poll
+        store = (
+            open_store(settings)
+            if settings.state_backend == "postgres"
+            else (StateStore(settings.state_file))
+        )
     except StateLockedError:
         request_retry(settings.state_file, conversation_id)
         print(f"the running daemon will retry {which} at its next poll", file=out)
@@ -436,8 +442,10 @@ def dlq_retry(settings: Settings, conversation_id: str | None, *, out: TextIO) -
     except StateFileError as exc:
         print(f"intercom-responder: {exc}", file=sys.stderr)
         return ExitCode.STATE
-    with store:
+    try:
         retried = store.retry_dead_letters(conversation_id)
+    finally:
+        store.close()
     if not retried:
         print(f"no dead letter matched ({which})", file=sys.stderr)
         return ExitCode.FAILED
@@ -738,3 +746,84 @@ def _eval_table(summary: Any, buckets: Any, worst: Any, run: Any) -> str:
         lines.append(f"     AI:       {one_line(result.draft, 160)}")
         lines.append(f"     teammate: {one_line(result.expected, 160)}")
     return "\n".join(lines)
+
+
+def state_export(settings: Settings, *, to: Path | None, out: TextIO) -> int:
+    """`state export`: the whole state (cursor, conversations, sessions, reviews, dead
+    letters, tickets) as one JSON document in the state file's format."""
+    from .adapters.files import StateFileError
+    from .bootstrap import open_store
+
+    try:
+        store = open_store(settings, read_only=True)
+    except StateFileError as exc:
+        print(f"intercom-responder: {exc}", file=sys.stderr)
+        return ExitCode.STATE
+    try:
+        document = store.snapshot()
+    finally:
+        store.close()
+    text = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True)
+    if to is None:
+        print(text, file=out)
+    else:
+        from .adapters.files import write_atomically
+
+        write_atomically(to, document)
+        print(
+            f"exported {len(document.get('conversations') or {})} conversation(s) to {to}", file=out
+        )
+    return ExitCode.OK
+
+
+def state_import(settings: Settings, source: Path, *, replace: bool, out: TextIO) -> int:
+    """`state import FILE`: into the configured backend; a non-empty one only with --replace.
+
+    Run it with the daemon stopped (the file store refuses while a daemon holds it);
+    the records keep their states, so nothing is answered twice after the switch.
+    """
+    from .adapters.files import StateFileError, read_json
+    from .adapters.store import parse_state_document
+    from .bootstrap import open_store
+
+    try:
+        document = read_json(source, "state export")
+        if document is None:
+            raise StateFileError(f"{source}: no such file")
+        conversations, tickets, cursors = parse_state_document(document)
+    except StateFileError as exc:
+        print(f"intercom-responder: {exc}", file=sys.stderr)
+        return ExitCode.STATE
+    except (TypeError, ValueError) as exc:
+        print(f"intercom-responder: {source}: not a state export ({exc})", file=sys.stderr)
+        return ExitCode.STATE
+    try:
+        store = open_store(settings)
+    except StateFileError as exc:
+        print(f"intercom-responder: {exc}", file=sys.stderr)
+        return ExitCode.STATE
+    try:
+        if not store.is_empty() and not replace:
+            print(
+                f"intercom-responder: {store_name(settings)} is not empty; nothing was imported "
+                "(--replace replaces everything in it)",
+                file=sys.stderr,
+            )
+            return ExitCode.FAILED
+        store.restore(conversations, tickets, cursors)
+    finally:
+        store.close()
+    print(
+        f"imported {len(conversations)} conversation(s) and {len(tickets)} ticket(s) into "
+        f"{store_name(settings)}",
+        file=out,
+    )
+    return ExitCode.OK
+
+
+def store_name(settings: Settings) -> str:
+    if settings.state_backend == "postgres" and settings.database_url:
+        from .adapters.pg_store import shown_url
+
+        return f"the database {shown_url(settings.database_url)}"
+    return f"the state file {settings.state_file}"

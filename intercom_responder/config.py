@@ -54,6 +54,8 @@ class Settings:
     business_hours: BusinessHours | None = None  # BUSINESS_HOURS in TIMEZONE; None: always open
     away_message: str = d.AWAY_MESSAGE
     vision: bool = False  # VISION: the customers' images go to the model
+    state_backend: str = "file"  # STATE_BACKEND: file (STATE_FILE) or postgres (DATABASE_URL)
+    database_url: str | None = None
     max_image_mb: float = d.MAX_IMAGE_MB
     reply_languages: tuple[str, ...] = ()  # REPLY_LANGUAGES; empty: any language
     poll_interval: float = d.POLL_INTERVAL
@@ -126,6 +128,7 @@ class Settings:
             self.slack_bot_token,
             self.slack_app_token,
             self.playground_token,
+            urlparse(self.database_url).password if self.database_url else None,
         )
         return [s for s in values if s]
 
@@ -185,6 +188,8 @@ def load_settings(
         business_hours=_business_hours(reader),
         away_message=reader.get("AWAY_MESSAGE", d.AWAY_MESSAGE, _nonempty),
         vision=reader.get("VISION", False, _boolean),
+        state_backend=reader.get("STATE_BACKEND", "file", _choice(("file", "postgres"))),
+        database_url=reader.get("DATABASE_URL", None, _database_url),
         max_image_mb=reader.get("MAX_IMAGE_MB", d.MAX_IMAGE_MB, _number(0.01, 50)),
         reply_languages=reader.get("REPLY_LANGUAGES", (), parse_languages),
         confidence_threshold=reader.get(
@@ -250,6 +255,8 @@ def load_settings(
         log_format=reader.get("LOG_FORMAT", d.LOG_FORMAT, _choice(("text", "json"))),
     )
     _check_slack_complete(settings)
+    if settings.state_backend == "postgres" and not settings.database_url:
+        raise ConfigError("DATABASE_URL", "is required with STATE_BACKEND=postgres")
     _check_webhook_complete(settings)
     settings = _read_routing_file(settings)
     if need_responder:
@@ -348,6 +355,12 @@ def _check_slack_complete(settings: Settings) -> None:
         )
 
 
+def _database_url(raw: str) -> str:
+    if not raw.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a postgresql:// URL")
+    return raw
+
+
 def _business_hours(reader: _Reader) -> BusinessHours | None:
     """BUSINESS_HOURS in TIMEZONE; both are checked even when the other is unset."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -395,7 +408,7 @@ class _Reader:
 
 def _shown(name: str, raw: str) -> str:
     """Echo a bad value back, unless the variable may hold a secret."""
-    if any(word in name for word in ("TOKEN", "KEY", "SECRET")):
+    if any(word in name for word in ("TOKEN", "KEY", "SECRET", "DATABASE_URL")):
         return "a hidden value"
     return repr(raw if len(raw) <= 80 else raw[:77] + "...")
 

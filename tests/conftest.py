@@ -17,6 +17,7 @@ from intercom_responder.config import load_settings
 from tests.fakes.gpt_trainer import FakeGPTTrainer
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.openai_server import FakeOpenAI
+from tests.postgres import pg_url, postgres_server  # noqa: F401 (shared fixtures)
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "tok-intercom-secret-0123456789"

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from ..core.records import (
     FINISHED_STATES,
@@ -37,6 +37,46 @@ from ..defaults import COMPACT_MIN_LINES, TICKET_RECORD_DAYS
 from .files import StateFileError, lock_exclusively, read_json, write_atomically
 
 FORMAT_VERSION = 1
+
+
+class Store(Protocol):
+    """What the flow needs of the state, whichever backend keeps it (STATE_BACKEND):
+    this file store, or PostgreSQL (`adapters.pg_store`)."""
+
+    read_only: bool
+
+    def get(self, conversation_id: str) -> ConversationRecord | None: ...
+    def record_for(self, conversation_id: str) -> ConversationRecord: ...
+    def put(self, record: ConversationRecord) -> ConversationRecord: ...
+    def __len__(self) -> int: ...
+    def dead_letters(self) -> list[ConversationRecord]: ...
+    def in_review(self) -> list[ConversationRecord]: ...
+    def due(self, now: float) -> list[ConversationRecord]: ...
+    def oldest_waiting(self) -> int | None: ...
+    def retry_dead_letters(self, conversation_id: str | None = None) -> list[str]: ...
+    def session(self, conversation_id: str) -> str | None: ...
+    def prune(self, ttl_seconds: float) -> int: ...
+    @property
+    def cursor(self) -> int | None: ...
+    def set_cursor(self, updated_at: int) -> None: ...
+    @property
+    def sweep_cursor(self) -> int | None: ...
+    def set_sweep_cursor(self, updated_at: int) -> None: ...
+    @property
+    def ticket_cursor(self) -> int | None: ...
+    def set_ticket_cursor(self, updated_at: int) -> None: ...
+    def ticket(self, ticket_id: str) -> TicketRecord | None: ...
+    def tickets_to_assign(self) -> list[TicketRecord]: ...
+    def put_ticket(self, record: TicketRecord) -> TicketRecord: ...
+    def snapshot(self) -> dict[str, Any]: ...
+    def is_empty(self) -> bool: ...
+    def restore(
+        self,
+        conversations: dict[str, ConversationRecord],
+        tickets: dict[str, TicketRecord],
+        cursors: dict[str, int | None],
+    ) -> None: ...
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -90,6 +130,25 @@ class StateStore:
         except StateFileError:
             self.close()
             raise
+
+    @classmethod
+    def in_memory(cls, document: Any, *, name: str) -> StateStore:
+        """A read-only store holding `document` (a dry run on the PostgreSQL backend looks
+        at its state this way, and changes nothing there)."""
+        store = cls.__new__(cls)
+        store.path = Path(name)
+        store.read_only = True
+        store._clock = time.time
+        store._lock = threading.RLock()
+        store._lock_file = None
+        store.journal_path = Path(name + ".journal")
+        store._journal = None
+        store._journal_lines = 0
+        try:
+            store._data = cls._parse(document)
+        except (TypeError, ValueError) as exc:
+            raise StateFileError(f"{name}: unexpected state ({exc})") from exc
+        return store
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -334,6 +393,36 @@ class StateStore:
                 self._write(changes)
             return sum(1 for change in changes if "delete" in change)
 
+    # --- moving (state export / import) ----------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state in the state file's format (`state export`)."""
+        with self._lock:
+            return self._document()
+
+    def is_empty(self) -> bool:
+        with self._lock:
+            data = self._data
+            return not (data.conversations or data.tickets or data.cursor or data.sweep_cursor)
+
+    def restore(
+        self,
+        conversations: dict[str, ConversationRecord],
+        tickets: dict[str, TicketRecord],
+        cursors: dict[str, int | None],
+    ) -> None:
+        """Replace everything with an imported state (written at once, atomically)."""
+        with self._lock:
+            self._data = _Data(
+                cursor=cursors.get("poll"),
+                sweep_cursor=cursors.get("sweep"),
+                conversations=dict(conversations),
+                ticket_cursor=cursors.get("tickets"),
+                tickets=dict(tickets),
+            )
+            if not self.read_only:
+                self._compact()
+
     def _document(self) -> dict[str, Any]:
         return {
             "version": FORMAT_VERSION,
@@ -422,6 +511,15 @@ class StateStore:
             self._data.ticket_cursor = _whole_or_none(change["ticket_cursor"], "ticket_cursor")
         else:
             raise ValueError(f"unknown change {sorted(change)}")
+
+
+def parse_state_document(
+    document: Any,
+) -> tuple[dict[str, ConversationRecord], dict[str, TicketRecord], dict[str, int | None]]:
+    """A state file's document (`state export`) as records and cursors; ValueError if not."""
+    data = StateStore._parse(document)
+    cursors = {"poll": data.cursor, "sweep": data.sweep_cursor, "tickets": data.ticket_cursor}
+    return data.conversations, data.tickets, cursors
 
 
 def _cursor_document(data: _Data) -> dict[str, int | None]:

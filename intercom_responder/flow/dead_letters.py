@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from ..adapters.files import StateFileError, read_json, write_atomically
-from ..adapters.store import StateStore
+from ..adapters.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def take_retry_request(state_file: Path) -> tuple[bool, list[str] | None]:
     return True, [str(i) for i in ids] if isinstance(ids, list) else None
 
 
-def apply_retry_requests(store: StateStore, state_file: Path) -> None:
+def apply_retry_requests(store: Store, state_file: Path) -> None:
     """Carry out a request left by `dlq retry` while this daemon held the state file."""
     found, ids = take_retry_request(state_file)
     if not found:

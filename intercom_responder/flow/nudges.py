@@ -32,7 +32,7 @@ from .outcome import Status
 from .pipeline import Pipeline
 
 if TYPE_CHECKING:
-    from ..adapters.store import StateStore
+    from ..adapters.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Nudges:
         self,
         *,
         pipeline: Pipeline,
-        store: StateStore,
+        store: Store,
         debounce_seconds: float,
         concurrency: int,
         clock: Callable[[], float] = time.time,

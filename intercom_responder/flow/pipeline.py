@@ -45,7 +45,7 @@ from .sending import Sending, recent_ai_replies
 
 if TYPE_CHECKING:
     from ..adapters.metrics import Metrics
-    from ..adapters.store import StateStore
+    from ..adapters.store import Store
     from .review_desk import ReviewDesk
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Pipeline:
         *,
         sending: Sending,
         drafter: Drafter,
-        store: StateStore,
+        store: Store,
         settings: PipelineSettings,
         locks: ConversationLocks | None = None,
         desk: ReviewDesk | None = None,

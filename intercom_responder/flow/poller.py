@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..adapters.intercom import IntercomClient
-from ..adapters.store import StateStore
+from ..adapters.store import Store
 from ..core.records import PARKABLE_STATES, ConversationRecord, State
 from ..core.triage import Rules, skip_from_summary
 from ..defaults import OVERLAP_SECONDS, POLL_INTERVAL, SESSION_TTL_HOURS
@@ -56,7 +56,7 @@ class Poller:
         *,
         intercom: IntercomClient,
         pipeline: Pipeline,
-        store: StateStore,
+        store: Store,
         rules: Rules,
         concurrency: int = 4,
         session_ttl_seconds: float = SESSION_TTL_HOURS * 3600,

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from ..adapters.memory import MemoryHit
     from ..adapters.metrics import Metrics
     from ..adapters.recall import Recall
-    from ..adapters.store import StateStore
+    from ..adapters.store import Store
     from ..core.business_hours import BusinessHours
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class ReviewDesk:
         slack: SlackWeb,
         connected: Callable[[], bool],
         sending: Sending,
-        store: StateStore,
+        store: Store,
         locks: ConversationLocks,
         rules: Rules,
         intercom: IntercomClient,

@@ -33,7 +33,7 @@ from .outcome import Outcome, Status
 if TYPE_CHECKING:
     from ..adapters.memory import MemoryHit
     from ..adapters.metrics import Metrics
-    from ..adapters.store import StateStore
+    from ..adapters.store import Store
     from ..core.business_hours import BusinessHours
     from ..core.draft import Draft
     from .routing import Router
@@ -65,7 +65,7 @@ class Sending:
         self,
         *,
         intercom: IntercomClient,
-        store: StateStore,
+        store: Store,
         rules: Rules,
         handoff: HandoffTargets = HandoffTargets(),
         router: Router | None = None,

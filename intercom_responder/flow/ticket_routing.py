@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..adapters.intercom import IntercomClient, IntercomError
-from ..adapters.store import StateStore
+from ..adapters.store import Store
 from ..core.records import RouteTaken
 from ..core.text import one_line
 from ..core.ticket_records import TicketRecord, TicketState
@@ -54,7 +54,7 @@ class TicketRouting:
         self,
         *,
         intercom: IntercomClient,
-        store: StateStore,
+        store: Store,
         router: Router,
         admin_id: str,
         lookback_seconds: float,
