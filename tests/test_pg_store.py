@@ -227,3 +227,35 @@ def test_state_export_and_import_move_a_team_to_postgres(
     assert len(intercom.parts(cid, author_id=ADMIN_ID, part_type="comment")) == 1
     code, printed, _ = run_main(["state", "export"], pg_env)
     assert json.loads(printed)["conversations"][cid]["state"] == "AWAITING_USER_REPLY"
+
+
+def test_the_database_lost_while_running_sends_nothing_unrecorded_and_recovers(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp, tmp_path: Path
+) -> None:
+    server = PostgresServer(tmp_path / "own-postgres")  # its own: this test kills it
+    server.start()
+    try:
+        cid = waiting_customer(intercom)
+        app = make_app(STATE_BACKEND="postgres", DATABASE_URL=server.url)
+
+        def draft_then_lose_the_database(request: dict[str, object]) -> str:
+            server.kill()  # while the model drafts: before the reply's intent is recorded
+            return json.dumps({"answer": "Settings > Security.", "confidence": 0.95})
+
+        model.reply = draft_then_lose_the_database
+        result = app.poller.poll_once()
+
+        assert not result.ok
+        assert intercom.parts(cid, author_id=ADMIN_ID, part_type="comment") == []
+        assert app.health is not None and app.health.status()[0] is False
+        result = app.poller.poll_once()  # still down: a clear failure, not a crash
+        assert not result.ok and "state store failed" in (result.error or "")
+
+        server.start()  # back: the same daemon goes on by itself
+        model.set_json_reply("Settings > Security.", 0.95)
+        assert app.poller.poll_once().ok
+        app.poller.poll_once()
+        assert len(intercom.parts(cid, author_id=ADMIN_ID, part_type="comment")) == 1
+        assert app.health.status()[0] is True
+    finally:
+        server.close()

@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..adapters.files import StateFileError
 from ..adapters.intercom import IntercomClient
 from ..adapters.store import Store
 from ..core.records import PARKABLE_STATES, ConversationRecord, State
@@ -132,6 +133,8 @@ class Poller:
         calls_before = self._intercom.calls
         try:
             result = self._poll(self._sweep_due() if sweep is None else sweep)
+        except StateFileError as exc:  # the state store is gone (a database down): report it
+            result = CycleResult(ok=False, completed=False, error=f"the state store failed: {exc}")
         finally:
             self._running.release()
         result.intercom_calls = self._intercom.calls - calls_before
@@ -268,8 +271,12 @@ class Poller:
         if not result.completed:
             self._metrics.poll_failures.inc()
         self._metrics.conversations_seen.inc(result.read)
-        oldest = self._store.oldest_waiting()
-        self._metrics.oldest_waiting.set(max(self._clock() - oldest, 0) if oldest else 0)
+        try:
+            oldest = self._store.oldest_waiting()
+        except StateFileError:  # the store is down: the poll said so already
+            oldest = None
+        else:
+            self._metrics.oldest_waiting.set(max(self._clock() - oldest, 0) if oldest else 0)
         self._metrics.poll_interval.set(self.interval)
 
     def next_interval(self, result: CycleResult) -> float:
