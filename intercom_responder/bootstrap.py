@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -581,14 +582,17 @@ def rules_for(settings: Settings) -> Rules:
     )
 
 
-def open_answer_memory(settings: Settings) -> AnswerMemory:
-    """The configured backend: Mem0 platform with MEM0_API_KEY, else local under DATA_DIR."""
+def open_answer_memory(settings: Settings, *, local_dir: Path | None = None) -> AnswerMemory:
+    """The configured backend: Mem0 platform with MEM0_API_KEY, else local under DATA_DIR.
+
+    `local_dir`: a local memory there instead, whatever is configured (eval's scratch one).
+    """
     from .adapters.memory import open_memory
 
     return open_memory(
-        mem0_api_key=settings.mem0_api_key,
+        mem0_api_key=None if local_dir else settings.mem0_api_key,
         mem0_host=settings.mem0_host,
-        data_dir=settings.data_dir,
+        data_dir=local_dir or settings.data_dir,
         openai_api_key=settings.openai_api_key,
         openai_base_url=settings.openai_base_url,
         embedding_model=settings.embedding_model,

@@ -92,16 +92,7 @@ def _install_signal_handlers(stopping: threading.Event) -> None:
 def ask(settings: Settings, question: str, *, as_json: bool, out: TextIO) -> int:
     from .adapters.responder import ResponderError
 
-    message = Message(
-        part_id="ask",
-        kind="comment",
-        author_type="user",
-        author_id="",
-        author_name="",
-        body_html="",
-        text=question.strip(),
-        created_at=int(time.time()),
-    )
+    message = Message.typed(question.strip(), part_id="ask", created_at=int(time.time()))
     recall = build_recall(settings) if settings.memory_top_k > 0 else None
     try:
         proposal = build_drafter(settings, None, recall).propose(
@@ -542,7 +533,7 @@ def evaluate(
     import tempfile
     from pathlib import Path
 
-    from .adapters.memory import AnswerMemoryError, LocalMemory
+    from .adapters.memory import AnswerMemoryError
     from .adapters.recall import Recall
     from .bootstrap import build_chat_model
     from .core.evaluation import QuestionsFileError, parse_questions
@@ -606,15 +597,7 @@ def evaluate(
         recall: Recall | None = None
         if settings.memory_top_k > 0 and questions is None:
             try:
-                memory = LocalMemory(
-                    data_dir=Path(scratch),
-                    openai_api_key=settings.openai_api_key,
-                    openai_base_url=settings.openai_base_url,
-                    embedding_model=settings.embedding_model,
-                    embedding_dims=settings.embedding_dims,
-                    llm_model=settings.openai_model,
-                    timeout=settings.memory_timeout,
-                )
+                memory = open_answer_memory(settings, local_dir=Path(scratch))
                 _copy_knowledge(settings, memory)
             except AnswerMemoryError as exc:
                 print(f"intercom-responder: eval goes on without memory: {exc}", file=sys.stderr)

@@ -9,7 +9,6 @@ except in CI (`CI` set), where they fail.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,43 +19,22 @@ from selenium.webdriver.common.by import By
 
 from intercom_responder.adapters.eval_report import TITLE, write_report
 from intercom_responder.core.evaluation import calibration, summarize, worst_sent
+from tests.browser import headless_chromium
 from tests.eval_report_screenshot import (
     TARGET,
     THRESHOLD,
     sample_results,
     take_screenshot,
 )
-from tests.playground_screenshot import HEIGHT, WIDTH, browser_paths, png_size, start_chrome
+from tests.playground_screenshot import HEIGHT, WIDTH, png_size
 
-MISSING = (
-    "install Debian's chromium and chromium-driver "
-    "(apt-get install chromium chromium-driver) to run the browser tests"
-)
 PAYLOAD = "<img src=x onerror=\"document.title='pwned'\"> <script>alert(1)</script>"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
-    chromium, chromedriver = browser_paths()
-    if not chromium or not chromedriver:
-        missing = ", ".join(
-            package
-            for package, found in (("chromium", chromium), ("chromium-driver", chromedriver))
-            if not found
-        )
-        if os.environ.get("CI"):
-            pytest.fail(
-                f"the browser tests need Debian's packages chromium and chromium-driver "
-                f"(missing: {missing}); install them with apt-get install chromium "
-                "chromium-driver",
-                pytrace=False,
-            )
-        pytest.skip(MISSING)
-    driver = start_chrome(chromium, chromedriver)
-    try:
+    with headless_chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def severe(driver: WebDriver) -> list[str]:

@@ -9,7 +9,6 @@ Each main test leaves a screenshot of where it ended in its `tmp_path`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,23 +19,18 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from intercom_responder.config import load_settings
+from tests.browser import headless_chromium
 from tests.fakes.openai_server import FakeOpenAI
 from tests.playground_screenshot import (
     HEIGHT,
     WIDTH,
     PlaygroundPage,
-    browser_paths,
     playground_env,
     png_size,
     scripted_replies,
     server_session,
-    start_chrome,
 )
 
-MISSING = (
-    "install Debian's chromium and chromium-driver "
-    "(apt-get install chromium chromium-driver) to run the browser tests"
-)
 TITLE = "Intercom responder · Playground"
 PAYLOAD = "<img src=x onerror=\"document.title='pwned'\">"
 
@@ -56,26 +50,8 @@ REPLIES = {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
-    chromium, chromedriver = browser_paths()
-    if not chromium or not chromedriver:
-        missing = ", ".join(
-            package
-            for package, found in (("chromium", chromium), ("chromium-driver", chromedriver))
-            if not found
-        )
-        if os.environ.get("CI"):
-            pytest.fail(
-                f"the browser tests need Debian's packages chromium and chromium-driver "
-                f"(missing: {missing}); install them with apt-get install chromium "
-                "chromium-driver",
-                pytrace=False,
-            )
-        pytest.skip(MISSING)
-    driver = start_chrome(chromium, chromedriver)
-    try:
+    with headless_chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture

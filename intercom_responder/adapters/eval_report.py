@@ -12,12 +12,9 @@ model or the judge is HTML-escaped: customer text never becomes markup.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
@@ -25,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.evaluation import Bucket, PairResult, Summary
+from .files import write_text_atomically
 
 TITLE = "intercom-responder: answer quality before going live"
 CSV_FIELDS = (
@@ -72,7 +70,7 @@ def write_report(
         (out_dir / "report.html", render_html(summary, calibration, results, worst)),
     ]
     for path, text in written:
-        _replace(path, text)
+        write_text_atomically(path, text)
     return [path for path, _ in written]
 
 
@@ -109,28 +107,6 @@ def _csv_row(result: PairResult) -> tuple[object, ...]:
         result.similarity,
         result.error,
     )
-
-
-def _replace(path: Path, text: str) -> None:
-    """Temp file, fsync, rename, fsync the directory (as `files.write_atomically`)."""
-    directory = path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        # newline="": the text is written as it is (the CSV's \r\n line ends stay)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as tmp:
-            tmp.write(text)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 # --------------------------------------------------------------------------- the page

@@ -53,13 +53,17 @@ def lock_exclusively(path: Path, advice: str) -> TextIO:
 
 def write_atomically(path: Path, document: Any) -> None:
     """Temp file, fsync, rename, fsync the directory: a crash leaves old or new, never half."""
-    payload = json.dumps(document, separators=(",", ":"), sort_keys=True)
+    write_text_atomically(path, json.dumps(document, separators=(",", ":"), sort_keys=True))
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """The same for any text, written as it is (a CSV keeps its line ends)."""
     directory = path.parent if str(path.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-            tmp.write(payload)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as tmp:
+            tmp.write(text)
             tmp.flush()
             os.fsync(tmp.fileno())
         os.replace(tmp_name, path)

@@ -58,6 +58,20 @@ class Message:
     created_at: int
     attachments: tuple[Attachment, ...] = ()  # files sent with it (named in `text` too)
 
+    @classmethod
+    def typed(cls, text: str, *, part_id: str, created_at: int) -> Message:
+        """A customer message that is not in Intercom (`ask`, `eval`): only its text."""
+        return cls(
+            part_id=part_id,
+            kind="comment",
+            author_type="user",
+            author_id="",
+            author_name="",
+            body_html="",
+            text=text,
+            created_at=created_at,
+        )
+
     @property
     def is_customer(self) -> bool:
         return self.author_type in CUSTOMER_TYPES

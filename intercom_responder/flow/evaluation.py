@@ -210,16 +210,7 @@ class Evaluation:
         return self._judged(result, run)
 
     def _draft(self, pair: EvalPair) -> dict[str, Any]:
-        message = Message(
-            part_id="eval",
-            kind="comment",
-            author_type="user",
-            author_id="",
-            author_name="",
-            body_html="",
-            text=pair.question,
-            created_at=pair.asked_at or 0,
-        )
+        message = Message.typed(pair.question, part_id="eval", created_at=pair.asked_at or 0)
         proposal = self._drafter.propose(
             conversation_id=f"eval {pair.conversation_id or 'question'}",
             customer_name="",
