@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .adapters.intercom import IntercomClient
     from .adapters.memory import AnswerMemory
     from .adapters.metrics import Metrics
+    from .adapters.pg_store import PostgresClaims
     from .adapters.playground_server import PlaygroundServer
     from .adapters.recall import Recall
     from .adapters.responder import ChatModel, Responder
@@ -63,6 +64,7 @@ class App:
     nudges: Nudges | None = None
     webhook: WebhookServer | None = None
     article_imports: ArticleImports | None = None
+    claims: PostgresClaims | None = None  # replicas on PostgreSQL: this one's claims
 
     def start(
         self, *, serve_health: bool = True, serve_webhook: bool = True, imports: bool = True
@@ -101,6 +103,8 @@ class App:
             self.slack.stop()
         if self.recall is not None:
             self.recall.close()
+        if self.claims is not None:
+            self.claims.close()
         self.store.close()
 
 
@@ -146,7 +150,8 @@ def build_app(
         if settings.memory_top_k > 0
         else None
     )
-    locks = ConversationLocks()
+    claims = build_claims(settings, store)
+    locks = ConversationLocks(claims=claims)
     router = (
         build_router(settings, intercom) if settings.routing or settings.route_tickets else None
     )
@@ -236,6 +241,7 @@ def build_app(
         metrics,
         health,
         nudges=nudges,
+        claims=claims,
         article_imports=(
             build_article_imports(settings, intercom, recall, stopping)
             if recall is not None
@@ -284,6 +290,20 @@ def open_store(settings: Settings, *, read_only: bool = False) -> Store:
     from .adapters.store import StateStore
 
     return StateStore(settings.state_file, read_only=read_only)
+
+
+def build_claims(settings: Settings, store: Store) -> PostgresClaims | None:
+    """Replicas on one database claim each conversation there; the file store needs none."""
+    from .adapters.pg_store import PostgresClaims, PostgresStateStore
+
+    if not isinstance(store, PostgresStateStore):
+        return None
+    import os
+    import socket
+    import uuid
+
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return PostgresClaims(store, owner=owner, lease_seconds=settings.lease_seconds)
 
 
 def build_webhook(

@@ -56,6 +56,7 @@ class Settings:
     vision: bool = False  # VISION: the customers' images go to the model
     state_backend: str = "file"  # STATE_BACKEND: file (STATE_FILE) or postgres (DATABASE_URL)
     database_url: str | None = None
+    lease_seconds: float = d.LEASE_SECONDS  # LEASE_SECONDS: a dead replica's claims end after it
     max_image_mb: float = d.MAX_IMAGE_MB
     reply_languages: tuple[str, ...] = ()  # REPLY_LANGUAGES; empty: any language
     poll_interval: float = d.POLL_INTERVAL
@@ -190,6 +191,7 @@ def load_settings(
         vision=reader.get("VISION", False, _boolean),
         state_backend=reader.get("STATE_BACKEND", "file", _choice(("file", "postgres"))),
         database_url=reader.get("DATABASE_URL", None, _database_url),
+        lease_seconds=reader.get("LEASE_SECONDS", d.LEASE_SECONDS, _number(1, 3600)),
         max_image_mb=reader.get("MAX_IMAGE_MB", d.MAX_IMAGE_MB, _number(0.01, 50)),
         reply_languages=reader.get("REPLY_LANGUAGES", (), parse_languages),
         confidence_threshold=reader.get(

@@ -139,6 +139,16 @@ IMAGE_TIMEOUT = 10.0
 #: Images given to the model per draft; more are named as not read.
 MAX_IMAGES_PER_DRAFT = 4
 
+# --- replicas (STATE_BACKEND=postgres) -------------------------------------------------------
+
+#: A replica's claim on a conversation lasts this long unless renewed (LEASE_SECONDS):
+#: a replica killed mid-work loses its claims after it, and another one goes on.
+LEASE_SECONDS = 30.0
+#: How often a claim that is taken is tried again while waiting for it.
+CLAIM_RETRY_SECONDS = 0.2
+#: A Slack click waits this long for a conversation another replica is working on.
+CLAIM_WAIT_SECONDS = 15.0
+
 # --- business hours ---------------------------------------------------------------------------
 
 #: Outside BUSINESS_HOURS a customer handed to the team is told this once per closed

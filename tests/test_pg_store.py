@@ -259,3 +259,80 @@ def test_the_database_lost_while_running_sends_nothing_unrecorded_and_recovers(
         assert app.health.status()[0] is True
     finally:
         server.close()
+
+
+# --------------------------------------------------------------------------- replicas
+
+
+def test_two_replicas_on_one_database_answer_a_message_once(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp, pg_url: str
+) -> None:
+    import threading
+    import time
+
+    cid = waiting_customer(intercom)
+    model.delay = 1.5  # the first replica is still drafting when the second looks
+    replica = {"STATE_BACKEND": "postgres", "DATABASE_URL": pg_url, "MEMORY_TOP_K": "0"}
+    first, second = make_app(**replica), make_app(**replica)
+    results = []
+    drafting = threading.Thread(target=lambda: results.append(first.poller.poll_once()))
+    drafting.start()
+    deadline = time.monotonic() + 10
+    while not model.chat_requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    meanwhile = second.pipeline.handle(cid)  # the second replica takes it up too
+    drafting.join(30)
+
+    assert meanwhile.status.value == "skipped"
+    assert meanwhile.reason == "another replica is handling it"
+    [outcome] = results[0].outcomes
+    assert outcome.status.value == "replied"
+    second.poller.poll_once()  # and later finds it answered
+    assert len(intercom.parts(cid, author_id=ADMIN_ID, part_type="comment")) == 1
+    assert len(model.chat_requests) == 1  # the second replica did not draft too
+
+
+def test_a_dead_replicas_claim_runs_out_and_another_one_answers(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp, pg_url: str
+) -> None:
+    import time
+
+    import psycopg
+
+    cid = waiting_customer(intercom)
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        app = make_app(STATE_BACKEND="postgres", DATABASE_URL=pg_url, MEMORY_TOP_K="0")
+        connection.execute(  # a replica that died while working on it, 1.5 s of lease left
+            "INSERT INTO claims VALUES (%s, 'dead-replica', "
+            "extract(epoch from clock_timestamp()) + 1.5)",
+            (cid,),
+        )
+        [outcome] = app.poller.poll_once().outcomes
+        assert outcome.status.value == "skipped"
+        assert intercom.parts(cid, author_id=ADMIN_ID, part_type="comment") == []
+        time.sleep(1.6)
+        [outcome] = app.poller.poll_once().outcomes
+        assert outcome.status.value == "replied"
+        rows = connection.execute("SELECT count(*) FROM claims").fetchone()
+        assert rows is not None and rows[0] == 0  # released when done
+
+
+def test_a_version_1_database_is_migrated_to_the_current_schema(pg_url: str) -> None:
+    import psycopg
+
+    from intercom_responder.adapters.pg_store import (
+        MIGRATIONS,
+        SCHEMA_VERSION,
+        PostgresStateStore,
+    )
+
+    with psycopg.connect(pg_url, autocommit=True) as connection:  # as the first release left it
+        connection.execute("CREATE TABLE responder_schema (version integer NOT NULL)")
+        for statement in MIGRATIONS[0]:
+            connection.execute(statement)
+        connection.execute("INSERT INTO responder_schema VALUES (1)")
+    PostgresStateStore(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        versions = [r[0] for r in connection.execute("SELECT version FROM responder_schema")]
+        assert versions == list(range(1, SCHEMA_VERSION + 1))
+        connection.execute("SELECT conversation_id, owner, expires_at FROM claims")

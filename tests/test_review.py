@@ -465,3 +465,13 @@ def test_a_review_posted_at_night_expires_after_open_hours_only(
     app.poller.poll_once()
     assert "Expired" in last_update(slack, ts)
     assert len(replies(intercom, cid)) == 1  # no second away message in the same period
+
+
+def test_a_click_and_a_poll_take_turns_on_one_set_of_locks(
+    reviewing: Callable[..., App],
+) -> None:
+    """An empty lock set is falsy (it has a length): `locks or ConversationLocks()` once gave
+    the pipeline a set of its own, so a Slack click and a poll did not take turns."""
+    app = reviewing()
+    assert app.desk is not None
+    assert app.pipeline._locks is app.desk._locks

@@ -13,6 +13,7 @@ leases that let several share one are the next step; see the README).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -29,11 +30,11 @@ from ..core.records import (
     State,
 )
 from ..core.ticket_records import FINISHED_TICKET_STATES, TicketRecord, TicketState
-from ..defaults import TICKET_RECORD_DAYS
+from ..defaults import LEASE_SECONDS, TICKET_RECORD_DAYS
 from .files import StateFileError
 
 #: The schema this daemon writes; `MIGRATIONS[n - 1]` brings a database from n - 1 to n.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE conversations (
@@ -51,6 +52,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             state text NOT NULL,
             record jsonb NOT NULL,
             updated_at double precision NOT NULL
+        )""",
+    ),
+    (  # 2: replicas claim the conversations they work on
+        """CREATE TABLE claims (
+            conversation_id text PRIMARY KEY,
+            owner text NOT NULL,
+            expires_at double precision NOT NULL
         )""",
     ),
 )
@@ -409,6 +417,73 @@ class PostgresStateStore:
             "SELECT 1 FROM conversations UNION ALL SELECT 1 FROM tickets "
             "UNION ALL SELECT 1 FROM cursors WHERE value IS NOT NULL LIMIT 1"
         )
+
+
+class PostgresClaims:
+    """Which replica works on which conversation, with leases in the database's own time.
+
+    A claim is taken when nobody holds it or its lease ran out, and renewed every third
+    of LEASE_SECONDS by a thread of its own while held; a replica killed with SIGKILL
+    stops renewing, and another one takes the conversation over after the lease. The
+    database's clock decides, so replicas on machines whose clocks differ agree.
+    """
+
+    def __init__(
+        self, store: PostgresStateStore, *, owner: str, lease_seconds: float = LEASE_SECONDS
+    ) -> None:
+        self._store = store
+        self.owner = owner
+        self._lease = lease_seconds
+        self._held: set[str] = set()
+        self._held_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="claims", daemon=True)
+        self._thread.start()
+
+    def claim(self, conversation_id: str) -> bool:
+        rows = self._store._rows(
+            """INSERT INTO claims (conversation_id, owner, expires_at)
+               VALUES (%s, %s, extract(epoch from clock_timestamp()) + %s)
+               ON CONFLICT (conversation_id) DO UPDATE
+                   SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
+                   WHERE claims.owner = EXCLUDED.owner
+                      OR claims.expires_at < extract(epoch from clock_timestamp())
+               RETURNING owner""",
+            (conversation_id, self.owner, self._lease),
+        )
+        if not rows:
+            return False
+        with self._held_lock:
+            self._held.add(conversation_id)
+        return True
+
+    def release(self, conversation_id: str) -> None:
+        with self._held_lock:
+            self._held.discard(conversation_id)
+        with contextlib.suppress(StateDatabaseError):  # else the lease runs out by itself
+            self._store._rows(
+                "DELETE FROM claims WHERE conversation_id = %s AND owner = %s RETURNING 1",
+                (conversation_id, self.owner),
+            )
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self._lease / 3):
+            with self._held_lock:
+                held = sorted(self._held)
+            if not held:
+                continue
+            try:
+                self._store._rows(
+                    """UPDATE claims SET expires_at = extract(epoch from clock_timestamp()) + %s
+                       WHERE owner = %s AND conversation_id = ANY(%s) RETURNING 1""",
+                    (self._lease, self.owner, held),
+                )
+            except StateDatabaseError:
+                continue  # the next turn tries again; meanwhile the lease may run out
 
 
 def _record(conversation_id: str, data: Any) -> ConversationRecord:

@@ -39,7 +39,7 @@ from ..defaults import (
 )
 from ..errors import dependency_of
 from .drafting import Drafter, Proposal
-from .locks import ConversationLocks
+from .locks import ClaimedElsewhereError, ConversationLocks
 from .outcome import Outcome, Status
 from .sending import Sending, recent_ai_replies
 
@@ -80,7 +80,7 @@ class Pipeline:
         self._store = store
         self._settings = settings
         self._rules = settings.rules
-        self._locks = locks or ConversationLocks()
+        self._locks = locks if locks is not None else ConversationLocks()  # empty is falsy
         self._desk = desk
         self._clock = clock
         self._stopping = stopping or threading.Event()
@@ -89,11 +89,14 @@ class Pipeline:
 
     def handle(self, conversation_id: str) -> Outcome:
         """Never raises for a problem with this one conversation: it is recorded."""
-        with self._locks.hold(conversation_id):
-            try:
-                outcome = self._handle(conversation_id)
-            except Exception as exc:  # one conversation must never stop the others
-                outcome = self._failed(conversation_id, exc)
+        try:
+            with self._locks.hold(conversation_id):
+                try:
+                    outcome = self._handle(conversation_id)
+                except Exception as exc:  # one conversation must never stop the others
+                    outcome = self._failed(conversation_id, exc)
+        except ClaimedElsewhereError:  # a replica on the same database has it: it answers
+            outcome = Outcome(conversation_id, Status.SKIPPED, "another replica is handling it")
         self._log(outcome)
         if self._report is not None:
             self._report(outcome)

@@ -32,8 +32,9 @@ from ..core.slack_blocks import (
     quoted,
 )
 from ..core.triage import Recheck, Rules, recheck
+from ..defaults import CLAIM_WAIT_SECONDS
 from ..errors import IntercomResponderError
-from .locks import ConversationLocks
+from .locks import ClaimedElsewhereError, ConversationLocks
 from .outcome import Outcome, Status
 from .sending import Sending
 
@@ -168,7 +169,13 @@ class ReviewDesk:
         return review.draft if review is not None else None
 
     def decide_review(self, action: ReviewAction) -> str | None:
-        with self._locks.hold(action.conversation_id):
+        try:
+            return self._decide(action)
+        except ClaimedElsewhereError:
+            return "Another replica is working on this conversation right now; try again."
+
+    def _decide(self, action: ReviewAction) -> str | None:
+        with self._locks.hold(action.conversation_id, wait=CLAIM_WAIT_SECONDS):
             record = self._store.get(action.conversation_id)
             review = _pending(record, action.review_ts)
             if record is None or review is None:
@@ -233,19 +240,24 @@ class ReviewDesk:
         for record in self._store.in_review():
             if record.review is None or record.review.expires_at > now:
                 continue
-            with self._locks.hold(record.conversation_id):
-                current = self._store.get(record.conversation_id)
-                review = _pending(current, record.review.ts or "")
-                if current is None or review is None:
-                    continue
-                try:
-                    self._expire(current, review)
-                    expired += 1
-                except IntercomResponderError as exc:
-                    log.error(
-                        "conversation %s: review expiry failed: %s", record.conversation_id, exc
-                    )
+            try:
+                expired += self._expire_one(record.conversation_id, record.review.ts or "")
+            except ClaimedElsewhereError:
+                continue  # a replica is on it; the next expiry run looks again
         return expired
+
+    def _expire_one(self, conversation_id: str, review_ts: str) -> int:
+        with self._locks.hold(conversation_id):
+            current = self._store.get(conversation_id)
+            review = _pending(current, review_ts)
+            if current is None or review is None:
+                return 0
+            try:
+                self._expire(current, review)
+            except IntercomResponderError as exc:
+                log.error("conversation %s: review expiry failed: %s", conversation_id, exc)
+                return 0
+            return 1
 
     def _expire(self, record: ConversationRecord, review: PendingReview) -> None:
         look = self._sending.recheck(record.conversation_id, review.customer_part_id)
