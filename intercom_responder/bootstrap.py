@@ -217,6 +217,11 @@ def build_app(
         interval_min=settings.poll_interval_min,
         interval_max=settings.poll_interval_max,
         sweep_interval=settings.sweep_interval,
+        leader=(
+            (lambda: claims.lead("poll", max(settings.lease_seconds, 2.5 * poller.interval)))
+            if claims is not None
+            else None
+        ),
     )
     nudges = (
         Nudges(

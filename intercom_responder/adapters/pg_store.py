@@ -441,6 +441,20 @@ class PostgresClaims:
         self._thread.start()
 
     def claim(self, conversation_id: str) -> bool:
+        if not self._take(conversation_id, self._lease):
+            return False
+        with self._held_lock:
+            self._held.add(conversation_id)
+        return True
+
+    def lead(self, name: str, seconds: float) -> bool:
+        """Hold (or renew) the lease called `name` for `seconds`: True while this replica
+        holds it. The poll's lease lives beside the claims, under a name no conversation
+        id has ("~poll")."""
+        return self._take(f"~{name}", seconds)
+
+    def _take(self, key: str, seconds: float) -> bool:
+        """Taken when free, when its lease ran out, or already ours (then renewed)."""
         rows = self._store._rows(
             """INSERT INTO claims (conversation_id, owner, expires_at)
                VALUES (%s, %s, extract(epoch from clock_timestamp()) + %s)
@@ -449,13 +463,9 @@ class PostgresClaims:
                    WHERE claims.owner = EXCLUDED.owner
                       OR claims.expires_at < extract(epoch from clock_timestamp())
                RETURNING owner""",
-            (conversation_id, self.owner, self._lease),
+            (key, self.owner, seconds),
         )
-        if not rows:
-            return False
-        with self._held_lock:
-            self._held.add(conversation_id)
-        return True
+        return bool(rows)
 
     def release(self, conversation_id: str) -> None:
         with self._held_lock:

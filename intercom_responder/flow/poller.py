@@ -70,7 +70,11 @@ class Poller:
         interval_min: float | None = None,
         interval_max: float | None = None,
         sweep_interval: float = 0.0,
+        leader: Callable[[], bool] | None = None,
     ) -> None:
+        # Replicas on one database: only the one holding the poll lease searches Intercom
+        # (so N replicas cost one replica's searches); the others handle what is due.
+        self._leader = leader
         self._sweep_interval = sweep_interval
         # The first sweep comes SWEEP_INTERVAL after the start (a restart does not make a
         # burst of reads); without a sweep cursor it starts where polling stood at start.
@@ -164,9 +168,14 @@ class Poller:
         candidates: dict[str, None] = {}
         found: set[str] = set()
         cursor = self._store.cursor
-        newest_seen, search_error = self._scan(
-            self.search_query(now), cursor, now, found, candidates, trust_waiting_since=True
-        )
+        leading = self._leader is None or self._leader()
+        newest_seen: int | None = None
+        search_error: str | None = None
+        if leading:
+            newest_seen, search_error = self._scan(
+                self.search_query(now), cursor, now, found, candidates, trust_waiting_since=True
+            )
+        sweep = sweep and leading
         swept_to: int | None = None
         if sweep:
             swept_to, sweep_error = self._scan(
@@ -194,12 +203,13 @@ class Poller:
                 self._last_sweep = now
                 if swept_to:
                     self._store.set_sweep_cursor(swept_to)
-        self._store.prune(self._session_ttl)
-        for task in self._maintenance:
-            try:
-                task()
-            except Exception:  # e.g. review expiry; the next cycle tries again
-                log.exception("maintenance task %s failed", getattr(task, "__name__", task))
+        if leading:  # the leader prunes and runs the maintenance for all replicas
+            self._store.prune(self._session_ttl)
+            for task in self._maintenance:
+                try:
+                    task()
+                except Exception:  # e.g. review expiry; the next cycle tries again
+                    log.exception("maintenance task %s failed", getattr(task, "__name__", task))
         failed = [o for o in outcomes if o.status is Status.FAILED]
         error = search_error or (f"{len(crashed)} conversation(s) crashed" if crashed else None)
         if failed and error is None:
