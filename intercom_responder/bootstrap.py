@@ -65,6 +65,7 @@ class App:
     webhook: WebhookServer | None = None
     article_imports: ArticleImports | None = None
     claims: PostgresClaims | None = None  # replicas on PostgreSQL: this one's claims
+    memory_lock: TextIO | None = None  # a local memory's DATA_DIR, held by this replica
 
     def start(
         self, *, serve_health: bool = True, serve_webhook: bool = True, imports: bool = True
@@ -105,6 +106,9 @@ class App:
             self.recall.close()
         if self.claims is not None:
             self.claims.close()
+        if self.memory_lock is not None:
+            self.memory_lock.close()
+            self.memory_lock = None
         self.store.close()
 
 
@@ -132,6 +136,11 @@ def build_app(
     from .flow.poller import Poller
 
     store = open_store(settings, read_only=dry_run)
+    try:
+        memory_lock = None if dry_run else hold_local_memory(settings)
+    except BaseException:
+        store.close()
+        raise
     stopping = threading.Event()
     metrics = Metrics()
     breakers = {
@@ -247,6 +256,7 @@ def build_app(
         health,
         nudges=nudges,
         claims=claims,
+        memory_lock=memory_lock,
         article_imports=(
             build_article_imports(settings, intercom, recall, stopping)
             if recall is not None
@@ -295,6 +305,27 @@ def open_store(settings: Settings, *, read_only: bool = False) -> Store:
     from .adapters.store import StateStore
 
     return StateStore(settings.state_file, read_only=read_only)
+
+
+def hold_local_memory(settings: Settings) -> TextIO | None:
+    """Replicas share a database, never a local memory: one replica per local DATA_DIR.
+
+    Embedded Qdrant serves one process; a second replica on the same folder would run
+    without its memory. It is refused at start, with the way out (the Mem0 platform).
+    Raises `StateLockedError`.
+    """
+    if settings.state_backend != "postgres" or settings.mem0_api_key:
+        return None
+    if settings.memory_top_k <= 0:
+        return None
+    from .adapters.files import lock_exclusively
+
+    return lock_exclusively(
+        settings.data_dir / "replica",
+        "a local memory under DATA_DIR serves one replica; with several replicas on "
+        "STATE_BACKEND=postgres use the Mem0 platform (MEM0_API_KEY), or give each its own "
+        "DATA_DIR",
+    )
 
 
 def build_claims(settings: Settings, store: Store) -> PostgresClaims | None:

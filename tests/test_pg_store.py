@@ -368,3 +368,18 @@ def test_replicas_share_one_poll_and_a_dead_leaders_lease_runs_out(
     time.sleep(1.1)  # its lease runs out: the second replica takes over the poll
     second.poller.poll_once()
     assert len(intercom.parts(cid, author_id=ADMIN_ID, part_type="comment")) == 1
+
+
+def test_a_second_replica_on_the_same_local_memory_is_refused_with_the_advice(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp, pg_url: str
+) -> None:
+    from intercom_responder.adapters.files import StateLockedError
+
+    replica = {"STATE_BACKEND": "postgres", "DATABASE_URL": pg_url}
+    first = make_app(**replica)
+    with pytest.raises(StateLockedError) as caught:
+        make_app(**replica)
+    assert "Mem0 platform (MEM0_API_KEY)" in str(caught.value)
+    make_app(**replica, MEMORY_TOP_K="0").close()  # without a local memory: no conflict
+    first.close()
+    make_app(**replica).close()  # the folder is free again
