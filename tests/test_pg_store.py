@@ -383,3 +383,99 @@ def test_a_second_replica_on_the_same_local_memory_is_refused_with_the_advice(
     make_app(**replica, MEMORY_TOP_K="0").close()  # without a local memory: no conflict
     first.close()
     make_app(**replica).close()  # the folder is free again
+
+
+def test_a_replica_killed_after_intercom_applied_the_reply_is_finished_by_another_once(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp, tmp_path: Path, pg_url: str
+) -> None:
+    """The file store's most dangerous crash, with two replicas: replica A posts the reply,
+    Intercom applies it, A dies by SIGKILL before it records that. Replica B must neither
+    answer again while A's claim lasts, nor leave the message: once the claim runs out it
+    finds the reply in the conversation and records it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from tests.conftest import REPO
+    from tests.fakes.intercom import RecordedRequest
+
+    cid = waiting_customer(intercom)
+    replica = {
+        "STATE_BACKEND": "postgres",
+        "DATABASE_URL": pg_url,
+        "MEMORY_TOP_K": "0",
+        "LEASE_SECONDS": "2",
+    }
+    env = daemon_env(intercom, model, tmp_path, **replica)
+    applied = threading.Event()
+
+    def reply_applied(request: RecordedRequest) -> None:
+        if request.path.endswith("/reply"):
+            applied.set()
+
+    intercom.on_applied = reply_applied
+    intercom.apply_then_hang("POST", r"/reply$", 10.0)  # the answer never reaches replica A
+    replica_a = subprocess.Popen(
+        [sys.executable, str(REPO / "main.py"), "--once", "--env-file", os.devnull],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert applied.wait(30), "replica A never sent the reply"
+        replica_a.send_signal(signal.SIGKILL)
+        replica_a.wait(10)
+    finally:
+        if replica_a.poll() is None:
+            replica_a.kill()
+    intercom.on_applied = None
+
+    def replies() -> list[dict[str, object]]:
+        return intercom.parts(cid, author_id=ADMIN_ID, part_type="comment")
+
+    assert len(replies()) == 1
+
+    replica_b = make_app(**replica)
+    record = replica_b.store.get(cid)
+    assert record is not None and record.state is State.SENDING  # A died at the worst moment
+    [outcome] = replica_b.poller.poll_once().outcomes  # A's claim still holds: hands off
+    assert outcome.reason == "another replica is handling it" and len(replies()) == 1
+    time.sleep(2.2)
+    [outcome] = replica_b.poller.poll_once().outcomes
+    assert outcome.status.value == "recovered"
+    assert len(replies()) == 1 and len(intercom.calls("POST", f"/conversations/{cid}/reply")) == 1
+    record = replica_b.store.get(cid)
+    assert record is not None and record.state is State.AWAITING_USER_REPLY
+
+
+def test_a_500_after_intercom_applied_the_reply_with_two_replicas_is_one_reply(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp, pg_url: str
+) -> None:
+    import threading
+    import time
+
+    cid = waiting_customer(intercom)
+    intercom.apply_then_fail("POST", r"/reply$", 500)  # applied, but the answer is an error
+    model.delay = 1.0
+    replica = {"STATE_BACKEND": "postgres", "DATABASE_URL": pg_url, "MEMORY_TOP_K": "0"}
+    first, second = make_app(**replica), make_app(**replica)
+    results = []
+    working = threading.Thread(target=lambda: results.append(first.poller.poll_once()))
+    working.start()
+    deadline = time.monotonic() + 10
+    while not model.chat_requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    meanwhile = second.pipeline.handle(cid)
+    working.join(30)
+    second.poller.poll_once()
+    first.poller.poll_once()
+
+    assert meanwhile.reason == "another replica is handling it"
+    [outcome] = results[0].outcomes
+    assert outcome.status.value == "replied"  # it looked before trying again, and found it
+    assert len(intercom.parts(cid, author_id=ADMIN_ID, part_type="comment")) == 1
+    assert len(intercom.calls("POST", f"/conversations/{cid}/reply")) == 1
