@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from .bootstrap import build_drafter, build_intercom, build_recall, open_answer_memory
 from .core.conversation import Message
-from .core.knowledge import describe_pieces
+from .core.knowledge import describe_pieces, piece_label
 from .core.text import one_line
 from .errors import ExitCode, IntercomResponderError
 
@@ -257,7 +257,7 @@ def _list_pieces(memory: AnswerMemory, source: str, limit: int, out: TextIO) -> 
     documents = {p.metadata.get("doc_id", "") for p in pieces}
     for piece in pieces[:limit]:
         metadata = piece.metadata
-        where = " > ".join(x for x in (metadata.get("title"), metadata.get("heading")) if x)
+        where = piece_label(metadata.get("title"), metadata.get("heading"))
         number = f"{int(metadata.get('index', '0') or 0) + 1}/{metadata.get('count', '?')}"
         print(f"{piece.id}  [{source} {metadata.get('doc_id')}] {number}  {where}", file=out)
         if metadata.get("url"):
@@ -268,7 +268,7 @@ def _list_pieces(memory: AnswerMemory, source: str, limit: int, out: TextIO) -> 
 
 
 def _piece_title(piece: KnowledgeHit) -> str:
-    where = " > ".join(part for part in (piece.title, piece.heading) if part) or "(untitled)"
+    where = piece_label(piece.title, piece.heading)
     return f"{where} {piece.url}" if piece.url else where
 
 
@@ -605,9 +605,7 @@ def evaluate(
             if memory is not None:
                 opened = memory
                 recall = Recall(lambda: opened, timeout=settings.memory_timeout)
-        elif settings.memory_top_k > 0 and (
-            settings.mem0_api_key or (settings.data_dir / "qdrant").exists()
-        ):
+        elif settings.memory_top_k > 0 and _team_memory_exists(settings):
             recall = build_recall(settings)  # a test set: the team's memory, only searched
         drafter = build_drafter(settings, None, recall)
         evaluation = Evaluation(
@@ -637,12 +635,17 @@ def evaluate(
     return _eval_report(settings, run, target=target, out_dir=out_dir, as_json=as_json, out=out)
 
 
+def _team_memory_exists(settings: Settings) -> bool:
+    """The platform, or a local memory already under DATA_DIR (opening one would create it)."""
+    return bool(settings.mem0_api_key) or (settings.data_dir / "qdrant").exists()
+
+
 def _copy_knowledge(settings: Settings, into: AnswerMemory) -> None:
     """The team's knowledge pieces into the eval's own memory (only read from the team's)."""
     from .adapters.memory import AnswerMemoryError
     from .core.knowledge import SOURCES
 
-    if not settings.mem0_api_key and not (settings.data_dir / "qdrant").exists():
+    if not _team_memory_exists(settings):
         return  # no local memory yet: nothing to copy, and nothing is created by looking
     try:
         team = open_answer_memory(settings)

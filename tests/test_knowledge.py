@@ -399,7 +399,7 @@ def test_the_daemon_imports_articles_by_itself(
     result = app.article_imports.run_once()  # what the thread does every ARTICLES_SYNC_HOURS
     assert result is not None and result.statuses["added"] == 2
     assert app.recall is not None
-    hits = app.recall.search_pieces("reset password link", limit=3, min_score=0.1)
+    _, hits = app.recall.lookup("reset password link", answers=(0, 0.0), pieces=(3, 0.1))
     assert hits and hits[0].doc_id == ids["password"]
     started = time.monotonic()  # the thread waits a minute before its first import...
     app.start(serve_health=False, serve_webhook=False)

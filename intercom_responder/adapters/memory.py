@@ -248,20 +248,27 @@ class LocalMemory:
         log.info("answer memory: %s, embeddings %s", self._where, openai_base_url or "OpenAI")
 
     def search(self, question: str, *, limit: int, min_score: float) -> list[MemoryHit]:
-        query = question.strip()
+        items = self._search(CATALOGUE_USER_ID, question, limit, min_score, "search")
+        return _rank(_hits(items, self._where), limit, min_score)
+
+    def _search(
+        self, user_id: str, query: str, limit: int, min_score: float, what: str
+    ) -> list[dict[str, Any]]:
+        """One entity's search results (verified answers, or knowledge pieces)."""
+        query = query.strip()
         if limit <= 0 or not query:
             return []
         raw = self._call(
-            "search",
+            what,
             lambda memory: memory.search(
                 query,
-                filters={"user_id": CATALOGUE_USER_ID},
+                filters={"user_id": user_id},
                 top_k=limit,
                 threshold=_clamp_unit(min_score),
                 explain=True,  # score_details carry the pure cosine; see _score
             ),
         )
-        return _rank(_hits(_results(raw, self._where, "search"), self._where), limit, min_score)
+        return _results(raw, self._where, what)
 
     def add(
         self,
@@ -302,20 +309,8 @@ class LocalMemory:
         return _entries(_results(raw, self._where, "list"), self._where)[:limit]
 
     def search_pieces(self, query: str, *, limit: int, min_score: float) -> list[KnowledgeHit]:
-        query = query.strip()
-        if limit <= 0 or not query:
-            return []
-        raw = self._call(
-            "knowledge search",
-            lambda memory: memory.search(
-                query,
-                filters={"user_id": KNOWLEDGE_USER_ID},
-                top_k=limit,
-                threshold=_clamp_unit(min_score),
-                explain=True,
-            ),
-        )
-        return _knowledge_hits(_results(raw, self._where, "knowledge search"), limit, min_score)
+        items = self._search(KNOWLEDGE_USER_ID, query, limit, min_score, "knowledge search")
+        return _knowledge_hits(items, limit, min_score)
 
     def pieces(self, source: str) -> list[StoredPiece]:
         raw = self._call(
@@ -454,19 +449,26 @@ class PlatformMemory:
         log.info("answer memory: %s", self._where)
 
     def search(self, question: str, *, limit: int, min_score: float) -> list[MemoryHit]:
-        query = question.strip()
+        items = self._search(CATALOGUE_USER_ID, question, limit, min_score, "search")
+        return _rank(_hits(items, self._where), limit, min_score)
+
+    def _search(
+        self, user_id: str, query: str, limit: int, min_score: float, what: str
+    ) -> list[dict[str, Any]]:
+        """One entity's search results (verified answers, or knowledge pieces)."""
+        query = query.strip()
         if limit <= 0 or not query:
             return []
         raw = self._call(
-            "search",
+            what,
             lambda: self._client.search(
                 query,
-                filters={"AND": [{"user_id": CATALOGUE_USER_ID}]},
+                filters={"AND": [{"user_id": user_id}]},
                 top_k=limit,
                 threshold=_clamp_unit(min_score),
             ),
         )
-        return _rank(_hits(_results(raw, self._where, "search"), self._where), limit, min_score)
+        return _results(raw, self._where, what)
 
     def add(
         self,
@@ -530,19 +532,8 @@ class PlatformMemory:
         return _entries(collected, self._where)[:limit]
 
     def search_pieces(self, query: str, *, limit: int, min_score: float) -> list[KnowledgeHit]:
-        query = query.strip()
-        if limit <= 0 or not query:
-            return []
-        raw = self._call(
-            "knowledge search",
-            lambda: self._client.search(
-                query,
-                filters={"AND": [{"user_id": KNOWLEDGE_USER_ID}]},
-                top_k=limit,
-                threshold=_clamp_unit(min_score),
-            ),
-        )
-        return _knowledge_hits(_results(raw, self._where, "knowledge search"), limit, min_score)
+        items = self._search(KNOWLEDGE_USER_ID, query, limit, min_score, "knowledge search")
+        return _knowledge_hits(items, limit, min_score)
 
     def pieces(self, source: str) -> list[StoredPiece]:
         filters = {"AND": [{"user_id": KNOWLEDGE_USER_ID}, {"metadata": {"source": source}}]}

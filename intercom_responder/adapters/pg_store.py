@@ -249,7 +249,7 @@ class PostgresStateStore:
         letters = [r for r in self.dead_letters() if conversation_id in (None, r.conversation_id)]
         now = self._clock()
         for record in letters:
-            self.put(replace(record.retried(now), updated_at=now))
+            self.put(record.retried(now))  # put sets updated_at
         return [r.conversation_id for r in letters]
 
     def session(self, conversation_id: str) -> str | None:

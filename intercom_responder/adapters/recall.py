@@ -57,16 +57,6 @@ class Recall:
         )
         return result if result is not None else []
 
-    def search_pieces(self, question: str, *, limit: int, min_score: float) -> list[KnowledgeHit]:
-        """Pieces of the team's documentation for `question`; empty when memory fails."""
-        if limit <= 0 or not question.strip():
-            return []
-        result = self._call(
-            "knowledge search",
-            lambda memory: memory.search_pieces(question, limit=limit, min_score=min_score),
-        )
-        return result if result is not None else []
-
     def lookup(
         self,
         question: str,

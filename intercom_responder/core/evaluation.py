@@ -31,6 +31,7 @@ from dataclasses import dataclass, fields
 from typing import TypeVar
 
 from .policy import Action
+from .text import ACCENT_MARKS
 
 #: The rules of `policy.decide` that only compare the confidence with the threshold: a pair
 #: decided by any other rule (a keyword, a request for a person, a frustrated customer ...)
@@ -150,16 +151,10 @@ def _is_ideographic(char: str) -> bool:
     )
 
 
-# The combining accents NFKD splits off Latin, Greek and Cyrillic letters (as in
-# `policy._fold`); the marks that are letters of their script (Devanagari vowel signs ...)
-# are kept, inside their word.
-_ACCENTS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
-
-
 def _tokens(text: str) -> list[str]:
     """The casefolded words of `text`, accents folded ("Café" and "cafe" are one word):
     runs of `\\w` characters, with the marks of their script kept inside them."""
-    folded = _ACCENTS.sub("", unicodedata.normalize("NFKD", text)).casefold()
+    folded = ACCENT_MARKS.sub("", unicodedata.normalize("NFKD", text)).casefold()
     tokens: list[str] = []
     word: list[str] = []
     for char in folded:

@@ -169,12 +169,17 @@ def cite(answer: str, used: Sequence[PieceLike]) -> str:
     return answer.rstrip() + "\n\n" + "\n".join(missing)
 
 
+def piece_label(title: str | None, heading: str | None) -> str:
+    """ "Refunds > How to ask for a refund": where a piece stands, for people and the model."""
+    return " > ".join(part for part in (title, heading) if part) or "(untitled)"
+
+
 def describe_pieces(pieces: Sequence[PieceLike], sources: Iterable[int]) -> list[str]:
     """One line per piece a draft was given, marked when the draft used it (for people)."""
     used = used_pieces(pieces, sources)
     lines = []
     for number, piece in enumerate(pieces, start=1):
-        where = " > ".join(part for part in (piece.title, piece.heading) if part) or "(untitled)"
+        where = piece_label(piece.title, piece.heading)
         link = f" {piece.url}" if piece.url else ""
         mark = "used" if piece in used else "given"
         lines.append(f"[{number}] {mark}: {where} ({piece.source}, {piece.score:.2f}){link}")

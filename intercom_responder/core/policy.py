@@ -15,6 +15,7 @@ from enum import StrEnum
 from ..defaults import CONFIDENCE_THRESHOLD, ESCALATION_KEYWORDS, MAX_AI_REPLIES_PER_HOUR
 from .draft import Draft
 from .language import language_name
+from .text import ACCENT_MARKS
 
 # Plain-words requests for a person, one pattern per language, matched against the text
 # folded by `_fold` (lower case, no accents, one apostrophe), so they are written that way.
@@ -338,10 +339,8 @@ def decide(draft: Draft, customer_texts: Sequence[str], rules: PolicyRules) -> D
     )
 
 
-# What `_fold` removes: the combining accents of Latin, Greek and Cyrillic letters (and the
-# generic combining blocks), not the marks that are letters of their script (Thai vowels,
-# Devanagari signs, the kana voicing marks), so a keyword in those scripts keeps its meaning.
-_ACCENTS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+# `_fold` removes `text.ACCENT_MARKS`, so a keyword in a script whose marks are letters
+# keeps its meaning.
 _APOSTROPHES = re.compile("[\u2018\u2019\u02bc\u00b4`\u2032]")  # str.translate is slower
 
 # Scripts written without spaces between words, by code point: a keyword in one of them is
@@ -379,7 +378,7 @@ def _fold(text: str) -> str:
     import unicodedata  # here and not with the module's imports only to keep this edit local
 
     decomposed = unicodedata.normalize("NFKD", _APOSTROPHES.sub("'", text))
-    return unicodedata.normalize("NFC", _ACCENTS.sub("", decomposed).casefold())
+    return unicodedata.normalize("NFC", ACCENT_MARKS.sub("", decomposed).casefold())
 
 
 def _unspaced(char: str) -> bool:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from ..defaults import MAX_PROMPT_MESSAGE_CHARS, MAX_PROMPT_TRANSCRIPT_CHARS
 from .conversation import Message
+from .knowledge import piece_label
 
 SYSTEM_PROMPT = """\
 You are a customer support agent answering a customer in an Intercom conversation on \
@@ -289,8 +290,7 @@ def render_knowledge(knowledge: Sequence[KnowledgePiece]) -> str:
     """Numbered [S1] ... so the model can say which it used; all of it defused data."""
     blocks = []
     for number, piece in enumerate(knowledge, start=1):
-        where = " > ".join(part for part in (piece.title, piece.heading) if part)
-        head = f"[S{number}] {defuse(where) or '(untitled)'}"
+        head = f"[S{number}] {defuse(piece_label(piece.title, piece.heading))}"
         if piece.url:
             head += f" ({defuse(piece.url)})"
         blocks.append(f"{head}\n{_cut(defuse(piece.text))}")

@@ -10,6 +10,11 @@ import builtins
 import re
 from collections.abc import Iterable
 
+#: The combining accents NFKD splits off Latin, Greek and Cyrillic letters (and the generic
+#: combining blocks), not the marks that are letters of their script (Thai vowels,
+#: Devanagari signs, the kana voicing marks): what comparing "Café" with "cafe" removes.
+ACCENT_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
 REDACTED = "[redacted]"
 #: Shorter values would mask ordinary words; real tokens are long.
 MIN_SECRET_CHARS = 6

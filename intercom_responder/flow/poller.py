@@ -284,7 +284,7 @@ class Poller:
         try:
             oldest = self._store.oldest_waiting()
         except StateFileError:  # the store is down: the poll said so already
-            oldest = None
+            pass
         else:
             self._metrics.oldest_waiting.set(max(self._clock() - oldest, 0) if oldest else 0)
         self._metrics.poll_interval.set(self.interval)
