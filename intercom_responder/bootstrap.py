@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .adapters.intercom import IntercomClient
     from .adapters.memory import AnswerMemory
     from .adapters.metrics import Metrics
-    from .adapters.pg_store import PostgresClaims
+    from .adapters.pg_store import PostgresClaims, PostgresFound
     from .adapters.playground_server import PlaygroundServer
     from .adapters.recall import Recall
     from .adapters.responder import ChatModel, Responder
@@ -226,11 +226,8 @@ def build_app(
         interval_min=settings.poll_interval_min,
         interval_max=settings.poll_interval_max,
         sweep_interval=settings.sweep_interval,
-        leader=(
-            (lambda: claims.lead("poll", max(settings.lease_seconds, 2.5 * poller.interval)))
-            if claims is not None
-            else None
-        ),
+        leader=((lambda: claims.lead("poll")) if claims is not None else None),
+        findings=build_findings(store) if claims is not None else None,
     )
     nudges = (
         Nudges(
@@ -326,6 +323,14 @@ def hold_local_memory(settings: Settings) -> TextIO | None:
         "STATE_BACKEND=postgres use the Mem0 platform (MEM0_API_KEY), or give each its own "
         "DATA_DIR",
     )
+
+
+def build_findings(store: Store) -> PostgresFound:
+    """What the polling replica found, for every replica to take its share of."""
+    from .adapters.pg_store import PostgresFound, PostgresStateStore
+
+    assert isinstance(store, PostgresStateStore)  # replicas exist on PostgreSQL only
+    return PostgresFound(store)
 
 
 def build_claims(settings: Settings, store: Store) -> PostgresClaims | None:

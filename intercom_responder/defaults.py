@@ -103,6 +103,9 @@ MEMORY_QUERY_CHARS = 2000
 #: Backoff after a failed attempt: doubling from the base, capped.
 RETRY_BASE_SECONDS = 30.0
 RETRY_MAX_SECONDS = 1800.0
+#: A conversation whose state could not be written (a database restart, a full disk) is
+#: looked at again this soon, and no attempt is counted: it is not the message's fault.
+STATE_RETRY_SECONDS = 5.0
 
 #: Longest answer the daemon will forward; a longer one goes to a person, cut to this.
 MAX_DRAFT_CHARS = 8000
@@ -148,6 +151,12 @@ LEASE_SECONDS = 30.0
 CLAIM_RETRY_SECONDS = 0.2
 #: A Slack click waits this long for a conversation another replica is working on.
 CLAIM_WAIT_SECONDS = 15.0
+#: A replica that does not hold the poll lease looks this often (or every POLL_INTERVAL_MIN,
+#: if shorter) for what the leader found and whether the lease is free: no Intercom call,
+#: a few statements in the database.
+FOLLOWER_POLL_SECONDS = 2.0
+#: At most this many found conversations a replica takes up in one poll (the longest waiting).
+FOUND_LIST_LIMIT = 500
 
 # --- business hours ---------------------------------------------------------------------------
 

@@ -123,8 +123,10 @@ def _alive(pid: int) -> bool:
 class PostgresServer:
     """A throwaway cluster in a temporary folder, on 127.0.0.1 and a free port."""
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, *, durable: bool = False) -> None:
+        """`durable`: fsync on, as in production (benchmarks); the tests run without it."""
         self.base_dir = Path(base_dir)
+        self._options = () if durable else SERVER_OPTIONS
         self.port = _free_port()
         self._bin: Path | None = None
         self._as_root = os.geteuid() == 0
@@ -271,7 +273,7 @@ class PostgresServer:
             f"-p {self.port}",
             f"-k {self.socket_dir}",
             "-c listen_addresses=127.0.0.1",
-            *SERVER_OPTIONS,
+            *self._options,
         ]
         done = self._run(
             "pg_ctl",

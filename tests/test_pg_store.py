@@ -261,6 +261,34 @@ def test_the_database_lost_while_running_sends_nothing_unrecorded_and_recovers(
         server.close()
 
 
+def test_a_dropped_database_connection_postpones_the_message_without_counting_an_attempt(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp, pg_url: str
+) -> None:
+    import time
+
+    import psycopg
+
+    cid = waiting_customer(intercom)
+    app = make_app(STATE_BACKEND="postgres", DATABASE_URL=pg_url, MEMORY_TOP_K="0")
+
+    def draft_then_drop_the_connections(request: dict[str, object]) -> str:
+        with psycopg.connect(pg_url, autocommit=True) as connection:  # as a restart does
+            connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        return json.dumps({"answer": "Settings > Security.", "confidence": 0.95})
+
+    model.reply = draft_then_drop_the_connections
+    [outcome] = app.poller.poll_once().outcomes
+
+    assert outcome.status.value == "postponed"  # the intent could not be recorded: not sent
+    assert intercom.parts(cid, author_id=ADMIN_ID, part_type="comment") == []
+    record = app.store.get(cid)
+    assert record is not None and record.state is State.WAITING and record.attempts == 0
+    assert record.due_at is not None and record.due_at - time.time() < 6  # soon, not 30 s
+
+
 # --------------------------------------------------------------------------- replicas
 
 

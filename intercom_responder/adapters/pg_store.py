@@ -7,8 +7,9 @@ start and migrated by version (`responder_schema`); a database set up by a newer
 stops the start instead of being changed. psycopg is imported here only, and this
 module only when the backend is chosen, so `python main.py --help` stays fast.
 
-This is the first step of replicas: one daemon per database for now (the claims and
-leases that let several share one are the next step; see the README).
+Several daemons (replicas) can share one database: `PostgresClaims` lets one replica at
+a time work on a conversation, and `PostgresFound` shares out what the polling replica
+found, so that only one searches Intercom while all of them answer.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -30,11 +31,11 @@ from ..core.records import (
     State,
 )
 from ..core.ticket_records import FINISHED_TICKET_STATES, TicketRecord, TicketState
-from ..defaults import LEASE_SECONDS, TICKET_RECORD_DAYS
+from ..defaults import FOUND_LIST_LIMIT, LEASE_SECONDS, TICKET_RECORD_DAYS
 from .files import StateFileError
 
 #: The schema this daemon writes; `MIGRATIONS[n - 1]` brings a database from n - 1 to n.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE conversations (
@@ -59,6 +60,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             conversation_id text PRIMARY KEY,
             owner text NOT NULL,
             expires_at double precision NOT NULL
+        )""",
+    ),
+    (  # 3: what the polling replica found, for every replica to take its share of
+        """CREATE TABLE found (
+            conversation_id text PRIMARY KEY,
+            found_at double precision NOT NULL
         )""",
     ),
 )
@@ -381,7 +388,7 @@ class PostgresStateStore:
     ) -> None:
         """Replace everything with an imported state, in one transaction."""
         with self._transaction() as cursor:
-            for table in ("conversations", "tickets", "cursors"):
+            for table in ("conversations", "tickets", "cursors", "found"):
                 cursor.execute(f"DELETE FROM {table}")
             for record in conversations.values():
                 cursor.execute(
@@ -447,11 +454,19 @@ class PostgresClaims:
             self._held.add(conversation_id)
         return True
 
-    def lead(self, name: str, seconds: float) -> bool:
-        """Hold (or renew) the lease called `name` for `seconds`: True while this replica
-        holds it. The poll's lease lives beside the claims, under a name no conversation
-        id has ("~poll")."""
-        return self._take(f"~{name}", seconds)
+    def lead(self, name: str) -> bool:
+        """Hold the lease called `name` (the poll's: "~poll", beside the claims under a name
+        no conversation id has): True while this replica holds it. Held, it is renewed
+        with the claims, so a dead leader loses it within LEASE_SECONDS however long its
+        poll interval has grown."""
+        key = f"~{name}"
+        taken = self._take(key, self._lease)
+        with self._held_lock:
+            if taken:
+                self._held.add(key)
+            else:
+                self._held.discard(key)
+        return taken
 
     def _take(self, key: str, seconds: float) -> bool:
         """Taken when free, when its lease ran out, or already ours (then renewed)."""
@@ -477,8 +492,14 @@ class PostgresClaims:
             )
 
     def close(self) -> None:
+        """Stop renewing; a lease it leads is handed on at once (a claim is released by
+        the work that holds it)."""
         self._stop.set()
         self._thread.join(timeout=5)
+        with self._held_lock:
+            leases = sorted(key for key in self._held if key.startswith("~"))
+        for key in leases:
+            self.release(key)
 
     def _renew(self) -> None:
         while not self._stop.wait(self._lease / 3):
@@ -494,6 +515,53 @@ class PostgresClaims:
                 )
             except StateDatabaseError:
                 continue  # the next turn tries again; meanwhile the lease may run out
+
+
+class PostgresFound:
+    """The conversations the polling replica found and nobody has handled yet.
+
+    Only one replica searches Intercom (the poll lease); without this list it would also
+    be the only one answering, and N replicas would drain a burst no faster than one.
+    The leader lists what it finds; every replica handles what is listed, the claims
+    keeping two from taking the same conversation, and the one that handled it takes it
+    off the list. A replica that dies leaves its entries for the others. `found_at` is
+    the database's clock, and marks which finding a handling answered: a conversation
+    found again meanwhile stays listed and is looked at once more.
+    """
+
+    def __init__(self, store: PostgresStateStore) -> None:
+        self._store = store
+
+    def share(self, conversation_ids: Sequence[str]) -> None:
+        if not conversation_ids:
+            return
+        self._store._rows(
+            """INSERT INTO found (conversation_id, found_at)
+               SELECT id, extract(epoch from clock_timestamp()) FROM unnest(%s::text[]) AS id
+               ON CONFLICT (conversation_id) DO UPDATE SET found_at = EXCLUDED.found_at
+               RETURNING 1""",
+            (list(conversation_ids),),
+        )
+
+    def listed(self, limit: int = FOUND_LIST_LIMIT) -> dict[str, float]:
+        """Conversation id -> when it was found, the longest waiting first."""
+        rows = self._store._rows(
+            "SELECT conversation_id, found_at FROM found ORDER BY found_at LIMIT %s", (limit,)
+        )
+        return {str(cid): float(found_at) for cid, found_at in rows}
+
+    def found_at(self, conversation_id: str) -> float | None:
+        rows = self._store._rows(
+            "SELECT found_at FROM found WHERE conversation_id = %s", (conversation_id,)
+        )
+        return float(rows[0][0]) if rows else None
+
+    def handled(self, conversation_id: str, found_at: float) -> None:
+        """Off the list, unless it was found again since `found_at`."""
+        self._store._rows(
+            "DELETE FROM found WHERE conversation_id = %s AND found_at <= %s RETURNING 1",
+            (conversation_id, found_at),
+        )
 
 
 def _record(conversation_id: str, data: Any) -> ConversationRecord:

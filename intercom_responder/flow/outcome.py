@@ -28,6 +28,10 @@ class Status(StrEnum):
     DRY_RUN = "dry-run"  # what would have been done, shown and not done
 
 
+#: The reason of a SKIPPED outcome when a replica on the same database holds the conversation.
+CLAIMED_ELSEWHERE = "another replica is handling it"
+
+
 @dataclass(frozen=True)
 class Outcome:
     conversation_id: str

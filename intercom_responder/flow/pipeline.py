@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..adapters.breaker import CircuitOpenError
+from ..adapters.files import StateFileError
 from ..adapters.intercom import IntercomError
 from ..adapters.slack import ReviewError
 from ..core.conversation import Conversation, Message
@@ -35,12 +36,13 @@ from ..defaults import (
     RETRY_BASE_SECONDS,
     RETRY_MAX_SECONDS,
     SESSION_TTL_HOURS,
+    STATE_RETRY_SECONDS,
     TRANSCRIPT_MESSAGES,
 )
 from ..errors import dependency_of
 from .drafting import Drafter, Proposal
 from .locks import ClaimedElsewhereError, ConversationLocks
-from .outcome import Outcome, Status
+from .outcome import CLAIMED_ELSEWHERE, Outcome, Status
 from .sending import Sending, recent_ai_replies
 
 if TYPE_CHECKING:
@@ -96,7 +98,7 @@ class Pipeline:
                 except Exception as exc:  # one conversation must never stop the others
                     outcome = self._failed(conversation_id, exc)
         except ClaimedElsewhereError:  # a replica on the same database has it: it answers
-            outcome = Outcome(conversation_id, Status.SKIPPED, "another replica is handling it")
+            outcome = Outcome(conversation_id, Status.SKIPPED, CLAIMED_ELSEWHERE)
         self._log(outcome)
         if self._report is not None:
             self._report(outcome)
@@ -265,6 +267,9 @@ class Pipeline:
             return Outcome(conversation_id, Status.SKIPPED, "conversation no longer exists")
         if isinstance(exc, CircuitOpenError):  # not this message's fault: no attempt counted
             self._store.put(record.postponed(self._clock() + exc.retry_in + 1, reason))
+            return Outcome(conversation_id, Status.POSTPONED, reason)
+        if isinstance(exc, StateFileError):  # the database blinked (it answers again now)
+            self._store.put(record.postponed(self._clock() + STATE_RETRY_SECONDS, reason))
             return Outcome(conversation_id, Status.POSTPONED, reason)
         attempts = record.attempts + 1
         dependency = dependency_of(exc)

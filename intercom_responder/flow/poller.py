@@ -5,27 +5,31 @@ asks only for what changed since the saved cursor, and a result whose summary sh
 nobody waiting (or that we already read at this `updated_at`) is not fetched.
 Conversations waiting out a debounce or a retry are remembered in the state store and
 read again when due, even if nothing else changes in them.
+
+Replicas on one database share the poll: the one holding the poll lease searches, lists
+what it found (`Findings`), and every replica handles its share of the list.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..adapters.files import StateFileError
 from ..adapters.intercom import IntercomClient
 from ..adapters.store import Store
 from ..core.records import PARKABLE_STATES, ConversationRecord, State
 from ..core.triage import Rules, skip_from_summary
-from ..defaults import OVERLAP_SECONDS, POLL_INTERVAL, SESSION_TTL_HOURS
+from ..defaults import FOLLOWER_POLL_SECONDS, OVERLAP_SECONDS, POLL_INTERVAL, SESSION_TTL_HOURS
 from ..errors import IntercomResponderError
-from .outcome import Outcome, Status
+from .outcome import CLAIMED_ELSEWHERE, Outcome, Status
 from .pipeline import Pipeline
 
 if TYPE_CHECKING:
@@ -33,6 +37,15 @@ if TYPE_CHECKING:
     from ..adapters.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+
+class Findings(Protocol):
+    """What the polling replica found, listed for every replica (`PostgresFound`)."""
+
+    def share(self, conversation_ids: Sequence[str]) -> None: ...
+    def listed(self) -> dict[str, float]: ...
+    def found_at(self, conversation_id: str) -> float | None: ...
+    def handled(self, conversation_id: str, found_at: float) -> None: ...
 
 
 @dataclass
@@ -46,6 +59,7 @@ class CycleResult:
     intercom_calls: int = 0
     seconds: float = 0.0
     swept: bool = False  # this cycle also ran the sweep
+    leading: bool = True  # this replica searched (always, without replicas)
 
     def counts(self) -> Counter[str]:
         return Counter(outcome.status for outcome in self.outcomes)
@@ -71,10 +85,12 @@ class Poller:
         interval_max: float | None = None,
         sweep_interval: float = 0.0,
         leader: Callable[[], bool] | None = None,
+        findings: Findings | None = None,
     ) -> None:
         # Replicas on one database: only the one holding the poll lease searches Intercom
-        # (so N replicas cost one replica's searches); the others handle what is due.
+        # (so N replicas cost one replica's searches); all of them handle what it found.
         self._leader = leader
+        self._findings = findings
         self._sweep_interval = sweep_interval
         # The first sweep comes SWEEP_INTERVAL after the start (a restart does not make a
         # burst of reads); without a sweep cursor it starts where polling stood at start.
@@ -187,10 +203,20 @@ class Poller:
                 trust_waiting_since=False,
             )
             search_error = search_error or sweep_error
+        listed: dict[str, float] = {}
+        if self._findings is not None:
+            if leading:  # listed before handled: if this replica dies, the others go on
+                self._findings.share(list(candidates))
+            listed = self._findings.listed()
+            # replicas that went through one list in one order would follow each other
+            theirs = [cid for cid in listed if cid not in candidates]
+            random.shuffle(theirs)
+            candidates.update(dict.fromkeys(theirs))
         for record in self._store.due(now):
             candidates.setdefault(record.conversation_id, None)
+            listed.pop(record.conversation_id, None)  # due anyway: handled, listed or not
 
-        outcomes, crashed = self._handle_all(list(candidates))
+        outcomes, crashed = self._handle_all(list(candidates), listed)
         ok = search_error is None and not crashed
         # Stopping mid-cycle may leave found conversations unstarted and unrecorded: the
         # cursor stays, so the next start finds them again.
@@ -222,6 +248,7 @@ class Poller:
             error=error,
             completed=ok,
             swept=sweep,
+            leading=leading,
         )
 
     def _scan(
@@ -290,7 +317,10 @@ class Poller:
         self._metrics.poll_interval.set(self.interval)
 
     def next_interval(self, result: CycleResult) -> float:
-        """Shorter while customers are writing, longer while nothing happens."""
+        """Shorter while customers are writing, longer while nothing happens; a replica
+        that does not lead looks often, which costs no Intercom call."""
+        if not result.leading:
+            return min(FOLLOWER_POLL_SECONDS, self._interval_min)
         # Re-seen search results (the overlap) are not activity; reading one that needed
         # work is.
         busy = any(o.status != Status.SKIPPED for o in result.outcomes)
@@ -323,7 +353,9 @@ class Poller:
         self._store.put(record.waiting(due_at, "debounce (from the search)"))
         return True
 
-    def _handle_all(self, conversation_ids: list[str]) -> tuple[list[Outcome], list[str]]:
+    def _handle_all(
+        self, conversation_ids: list[str], listed: dict[str, float]
+    ) -> tuple[list[Outcome], list[str]]:
         outcomes: list[Outcome] = []
         crashed: list[str] = []
         if not conversation_ids:
@@ -336,9 +368,10 @@ class Poller:
             for conversation_id in conversation_ids:
                 if self.stopping.is_set():
                     break
-                futures[pool.submit(self._handle_unless_stopping, conversation_id)] = (
-                    conversation_id
+                future = pool.submit(
+                    self._handle_unless_stopping, conversation_id, conversation_id in listed
                 )
+                futures[future] = conversation_id
             for future, conversation_id in futures.items():
                 try:
                     outcome = future.result()
@@ -354,10 +387,18 @@ class Poller:
                     outcomes.append(outcome)
         return outcomes, crashed
 
-    def _handle_unless_stopping(self, conversation_id: str) -> Outcome | None:
+    def _handle_unless_stopping(self, conversation_id: str, listed: bool) -> Outcome | None:
         if self.stopping.is_set():
             return None  # not started: picked up again on the next start
-        return self._pipeline.handle(conversation_id)
+        if not listed or self._findings is None:
+            return self._pipeline.handle(conversation_id)
+        found_at = self._findings.found_at(conversation_id)
+        if found_at is None:
+            return None  # another replica handled it since the list was read
+        outcome = self._pipeline.handle(conversation_id)
+        if outcome.reason != CLAIMED_ELSEWHERE and outcome.status is not Status.ABANDONED:
+            self._findings.handled(conversation_id, found_at)
+        return outcome
 
     def run_forever(self) -> None:
         """Poll now and then every `self.interval` seconds (adaptive) until stopping."""
