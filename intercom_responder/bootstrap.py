@@ -255,7 +255,7 @@ def build_app(
         claims=claims,
         memory_lock=memory_lock,
         article_imports=(
-            build_article_imports(settings, intercom, recall, stopping)
+            build_article_imports(settings, intercom, recall, stopping, claims)
             if recall is not None
             and settings.articles_sync_hours > 0
             and settings.knowledge_top_k > 0  # pieces no draft is given need no import
@@ -266,7 +266,11 @@ def build_app(
 
 
 def build_article_imports(
-    settings: Settings, intercom: IntercomClient, recall: Recall, stopping: threading.Event
+    settings: Settings,
+    intercom: IntercomClient,
+    recall: Recall,
+    stopping: threading.Event,
+    claims: PostgresClaims | None = None,
 ) -> ArticleImports:
     """ARTICLES_SYNC_HOURS: the daemon's own `sync --articles`, through its memory worker
     (the daemon owns a local memory; the platform is shared anyway)."""
@@ -278,6 +282,7 @@ def build_article_imports(
         state_file=settings.state_file,
         every_seconds=settings.articles_sync_hours * 3600,
         stopping=stopping,
+        claims=claims,
     )
 
 

@@ -3,7 +3,8 @@
 The parts are built in `bootstrap` and each command's body lives in `commands` (or
 `check`); both are imported after the arguments are parsed, so `--help` answers at
 once. Exit codes are `errors.ExitCode`: 0 done, 1 a poll cycle or command failed,
-2 configuration error, 3 state file locked or unreadable, 130 interrupted.
+2 configuration error, 3 the state cannot be used (the state file locked or unreadable,
+the database unreachable or refusing), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
             "run the daemon."
         ),
         epilog="Exit codes: 0 ok, 1 poll cycle or command failed, 2 configuration error, "
-        "3 state file locked or unreadable.",
+        "3 state file locked or unreadable, or the database (DATABASE_URL) unusable.",
     )
     parser.add_argument(
         "--once", action="store_true", help="run one poll cycle and exit (0 when it completed)"

@@ -40,5 +40,5 @@ class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  # a poll cycle or a command failed
     CONFIG = 2  # a setting is missing or invalid (before any network call)
-    STATE = 3  # the state file is locked by another daemon or unreadable
+    STATE = 3  # the state file locked or unreadable, or the database unusable
     INTERRUPTED = 130  # Ctrl-C, as a shell reports it

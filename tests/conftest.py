@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -168,3 +169,25 @@ def run_main(args: list[str], env: dict[str, str], *, timeout: float = 60) -> tu
         cwd=str(REPO),
     )
     return done.returncode, done.stdout, done.stderr
+
+
+def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """The first true value of `check()`, waiting up to `timeout` seconds for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def replies(intercom: FakeIntercom, cid: str) -> list[dict[str, Any]]:
+    """The daemon's replies to the customer in conversation `cid`."""
+    return intercom.parts(cid, author_id=ADMIN_ID, part_type="comment")
+
+
+def notes(intercom: FakeIntercom, cid: str) -> list[dict[str, Any]]:
+    """The daemon's internal notes in conversation `cid`."""
+    return intercom.parts(cid, author_id=ADMIN_ID, part_type="note")

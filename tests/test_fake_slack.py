@@ -429,6 +429,81 @@ def test_async_bolt_review_flow(slack: FakeSlack, web: WebClient) -> None:
     assert slack.connection_count == 0
 
 
+def test_via_sends_an_envelope_on_the_chosen_open_connection(
+    slack: FakeSlack, web: WebClient
+) -> None:
+    """Slack spreads an app's events over its open connections: `via` picks one (0 is the
+    oldest), so a test can make a click reach a chosen replica."""
+    seen: list[tuple[str, str]] = []
+
+    def replica(name: str) -> Callable[[AsyncApp], None]:
+        def register(app: AsyncApp) -> None:
+            @app.action("approve")
+            async def approve(ack: Any) -> None:
+                await ack()
+                seen.append((name, "approve"))
+
+            @app.view("edit_answer")
+            async def submit(ack: Any) -> None:
+                await ack()
+                seen.append((name, "submit"))
+
+        return register
+
+    post_review(web, slack)
+    with pytest.raises(RuntimeError, match="no open Socket Mode connection"):
+        slack.send_block_action(APPROVER, "approve", via=0)
+    first = AsyncBolt(slack, replica("first"))
+    second = None
+    try:
+        assert slack.wait_connected(5)
+        second = AsyncBolt(slack, replica("second"))
+        assert slack.wait_connected(5, min_opened=2)
+        oldest, newest = slack.open_connections
+
+        def click(via: int | None = None) -> str:
+            envelope = slack.send_block_action(APPROVER, "approve", via=via)
+            assert slack.wait_ack(envelope, 3) is not None
+            return envelope
+
+        click()  # by default: the newest, as before
+        to_first = click(via=0)
+        click(via=1)
+        slack.replay(to_first, via=1)  # a retry may reach the other connection
+        assert slack.wait_ack(to_first, 3, nth=2) is not None
+        submitted = slack.send_view_submission(
+            APPROVER, callback_id="edit_answer", values={"answer": {"text": "hi"}}, via=0
+        )
+        assert slack.wait_ack(submitted, 3) is not None
+        assert seen == [
+            ("second", "approve"),
+            ("first", "approve"),
+            ("second", "approve"),
+            ("second", "approve"),
+            ("first", "submit"),
+        ]
+        assert [a.connection for a in slack.acks] == [newest, oldest, newest, newest, oldest]
+        with pytest.raises(IndexError, match="2 Socket Mode connection"):
+            slack.send_block_action(APPROVER, "approve", via=2)
+        with pytest.raises(IndexError):
+            slack.replay(to_first, via=-1)
+
+        second.close()
+        second = None
+        deadline = time.monotonic() + 2
+        while slack.open_connections != [oldest] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert slack.open_connections == [oldest]
+        click(via=0)
+        assert seen[-1] == ("first", "approve")
+        with pytest.raises(IndexError):
+            slack.send_block_action(APPROVER, "approve", via=1)
+    finally:
+        if second is not None:
+            second.close()
+        first.close()
+
+
 def test_builtin_socket_mode_handler(slack: FakeSlack, web: WebClient) -> None:
     app = App(client=WebClient(token=slack.bot_token, base_url=slack.api_url))
     assert [c.method for c in slack.calls] == ["auth.test"]  # the sync App checks at once

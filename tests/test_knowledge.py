@@ -408,6 +408,32 @@ def test_the_daemon_imports_articles_by_itself(
     assert make_app(ARTICLES_SYNC_HOURS="0").article_imports is None
 
 
+@pytest.mark.openai_only
+def test_replicas_on_one_database_import_articles_one_at_a_time(
+    intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp, pg_url: str
+) -> None:
+    """They share the Mem0 platform, not DATA_DIR: the claim in the database keeps a second
+    import off while one runs (two at once would add the same pieces twice)."""
+    import psycopg
+
+    help_center(intercom)
+    app = make_app(STATE_BACKEND="postgres", DATABASE_URL=pg_url)
+    assert app.article_imports is not None
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO claims VALUES ('~articles', 'another-replica', "
+            "extract(epoch from clock_timestamp()) + 60)"
+        )
+        assert app.article_imports.run_once() is None  # another replica imports right now
+        assert (
+            app.recall is not None and app.recall.run(lambda memory: memory.pieces("article")) == []
+        )
+        connection.execute("DELETE FROM claims")  # it finished
+        result = app.article_imports.run_once()
+        assert result is not None and result.statuses["added"] == 2
+        assert connection.execute("SELECT * FROM claims").fetchall() == []  # given back
+
+
 def test_pieces_are_kept_apart_from_verified_answers_and_can_be_deleted(
     model: FakeOpenAI, tmp_path: Path
 ) -> None:

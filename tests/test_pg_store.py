@@ -248,8 +248,10 @@ def test_the_database_lost_while_running_sends_nothing_unrecorded_and_recovers(
         assert not result.ok
         assert intercom.parts(cid, author_id=ADMIN_ID, part_type="comment") == []
         assert app.health is not None and app.health.status()[0] is False
+        assert app.poller.next_interval(result) == 5.0  # looked at again soon...
         result = app.poller.poll_once()  # still down: a clear failure, not a crash
         assert not result.ok and "state store failed" in (result.error or "")
+        assert app.poller.next_interval(result) == 10.0  # ...then less often
 
         server.start()  # back: the same daemon goes on by itself
         model.set_json_reply("Settings > Security.", 0.95)

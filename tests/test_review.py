@@ -12,23 +12,15 @@ import pytest
 
 from intercom_responder.bootstrap import App
 from intercom_responder.core.records import ConversationRecord, State
-from tests.conftest import ADMIN_ID, TEAMMATE_ID, waiting_customer
+from tests import slack_review
+from tests.conftest import ADMIN_ID, TEAMMATE_ID, eventually, notes, replies, waiting_customer
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack import FakeSlack
+from tests.slack_review import APP_TOKEN, BOT, CHANNEL, DRAFT, OUTSIDER, REVIEWER
 
 MakeApp = Callable[..., App]
-BOT, APP_TOKEN, CHANNEL = "xoxb-review-secret-0123", "xapp-review-secret-0123", "C0REVIEW"
-REVIEWER, OUTSIDER = "U0REVIEWER", "U0OUTSIDER"
-DRAFT = "You can change it under Billing > E-mail. <!channel>"
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack(bot_token=BOT, app_token=APP_TOKEN, channel_id=CHANNEL) as fake:
-        yield fake
-        assert fake.validation_errors == []
-        assert fake.broadcast_mentions == [], "customer or model text pinged a channel"
+slack = slack_review.slack
 
 
 @pytest.fixture
@@ -55,25 +47,6 @@ def reviewing(
     yield start
     for app in started:
         app.close()
-
-
-def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-
-
-def replies(intercom: FakeIntercom, cid: str) -> list[dict[str, Any]]:
-    return intercom.parts(cid, author_id=ADMIN_ID, part_type="comment")
-
-
-def notes(intercom: FakeIntercom, cid: str) -> list[dict[str, Any]]:
-    return intercom.parts(cid, author_id=ADMIN_ID, part_type="note")
 
 
 def posted_review(

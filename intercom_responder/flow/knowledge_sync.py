@@ -37,6 +37,7 @@ from ..core.knowledge import (
 from ..core.text import one_line
 from ..defaults import ARTICLES_SYNC_FIRST_DELAY_SECONDS, SYNC_PROGRESS_EVERY_SECONDS
 from ..errors import IntercomResponderError
+from .locks import Claims
 
 if TYPE_CHECKING:
     from ..adapters.memory import AnswerMemory
@@ -197,11 +198,16 @@ def knowledge_lock_path(state_file: Path) -> Path:
     return state_file.with_name(f"{state_file.stem}.knowledge")
 
 
+#: The claim an importing replica holds (no conversation id starts with "~").
+ARTICLES_CLAIM = "~articles"
+
+
 class ArticleImports:
     """The daemon's own `sync --articles`, every ARTICLES_SYNC_HOURS, in a thread of its own.
 
     The first run comes a minute after the start (not in the middle of the first poll's
-    drafts); one that finds another import running (the lock) waits for the next turn.
+    drafts); one that finds another import running (the lock, and with replicas on one
+    database the claim `~articles` there) waits for the next turn.
     A failed run is logged and tried again at the next turn: a help center that cannot
     be read never stops the answers.
     """
@@ -215,7 +221,11 @@ class ArticleImports:
         every_seconds: float,
         stopping: threading.Event,
         first_delay: float = ARTICLES_SYNC_FIRST_DELAY_SECONDS,
+        claims: Claims | None = None,
     ) -> None:
+        # replicas share one Mem0 platform but not DATA_DIR: the file lock alone would
+        # let two of them import at once, and add the same pieces twice
+        self._claims = claims
         self._intercom = intercom
         self._run = run
         self._lock_path = knowledge_lock_path(state_file)
@@ -244,8 +254,15 @@ class ArticleImports:
             log.info("article import skipped this turn: %s", exc)
             return None
         try:
-            syncing = KnowledgeSync(self._run, stopping=self._halt)
-            return syncing.sync(ARTICLE, published_articles(self._intercom))
+            if self._claims is not None and not self._claims.claim(ARTICLES_CLAIM):
+                log.info("article import skipped this turn: another replica imports")
+                return None
+            try:
+                syncing = KnowledgeSync(self._run, stopping=self._halt)
+                return syncing.sync(ARTICLE, published_articles(self._intercom))
+            finally:
+                if self._claims is not None:
+                    self._claims.release(ARTICLES_CLAIM)
         finally:
             lock.close()
             self.runs += 1

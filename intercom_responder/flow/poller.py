@@ -27,7 +27,13 @@ from ..adapters.intercom import IntercomClient
 from ..adapters.store import Store
 from ..core.records import PARKABLE_STATES, ConversationRecord, State
 from ..core.triage import Rules, skip_from_summary
-from ..defaults import FOLLOWER_POLL_SECONDS, OVERLAP_SECONDS, POLL_INTERVAL, SESSION_TTL_HOURS
+from ..defaults import (
+    FOLLOWER_POLL_SECONDS,
+    OVERLAP_SECONDS,
+    POLL_INTERVAL,
+    SESSION_TTL_HOURS,
+    STATE_RETRY_SECONDS,
+)
 from ..errors import IntercomResponderError
 from .outcome import CLAIMED_ELSEWHERE, Outcome, Status
 from .pipeline import Pipeline
@@ -60,6 +66,7 @@ class CycleResult:
     seconds: float = 0.0
     swept: bool = False  # this cycle also ran the sweep
     leading: bool = True  # this replica searched (always, without replicas)
+    store_failed: bool = False  # the state store (a database) did not answer
 
     def counts(self) -> Counter[str]:
         return Counter(outcome.status for outcome in self.outcomes)
@@ -100,6 +107,9 @@ class Poller:
         self._metrics = metrics
         self._health = health
         self.interval = interval
+        self._interval_base = interval
+        self._store_failures = 0  # polls in a row the state store failed
+        self._store_down = False  # this cycle: a conversation could not be recorded
         self._interval_min = interval if interval_min is None else interval_min
         self._interval_max = interval if interval_max is None else interval_max
         self._intercom = intercom
@@ -154,7 +164,9 @@ class Poller:
         try:
             result = self._poll(self._sweep_due() if sweep is None else sweep)
         except StateFileError as exc:  # the state store is gone (a database down): report it
-            result = CycleResult(ok=False, completed=False, error=f"the state store failed: {exc}")
+            result = CycleResult(
+                ok=False, completed=False, error=f"the state store failed: {exc}", store_failed=True
+            )
         finally:
             self._running.release()
         result.intercom_calls = self._intercom.calls - calls_before
@@ -216,6 +228,7 @@ class Poller:
             candidates.setdefault(record.conversation_id, None)
             listed.pop(record.conversation_id, None)  # due anyway: handled, listed or not
 
+        self._store_down = False
         outcomes, crashed = self._handle_all(list(candidates), listed)
         ok = search_error is None and not crashed
         # Stopping mid-cycle may leave found conversations unstarted and unrecorded: the
@@ -249,6 +262,7 @@ class Poller:
             completed=ok,
             swept=sweep,
             leading=leading,
+            store_failed=self._store_down,
         )
 
     def _scan(
@@ -318,7 +332,14 @@ class Poller:
 
     def next_interval(self, result: CycleResult) -> float:
         """Shorter while customers are writing, longer while nothing happens; a replica
-        that does not lead looks often, which costs no Intercom call."""
+        that does not lead looks often, which costs no Intercom call. While the state
+        store (a database) fails, it is tried again soon, then less often (5 s doubling
+        up to POLL_INTERVAL), so the daemon is back soon after it."""
+        if result.store_failed:
+            self._store_failures += 1
+            backoff = STATE_RETRY_SECONDS * 2.0 ** min(self._store_failures - 1, 16)
+            return min(backoff, max(self._interval_base, STATE_RETRY_SECONDS))
+        self._store_failures = 0
         if not result.leading:
             return min(FOLLOWER_POLL_SECONDS, self._interval_min)
         # Re-seen search results (the overlap) are not activity; reading one that needed
@@ -376,6 +397,8 @@ class Poller:
                 try:
                     outcome = future.result()
                 except Exception as exc:  # the pipeline records failures; this is the store failing
+                    if isinstance(exc, StateFileError):
+                        self._store_down = True
                     log.exception(
                         "conversation %s: could not be handled or recorded: %s",
                         conversation_id,

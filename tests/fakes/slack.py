@@ -43,7 +43,11 @@ Socket Mode (``/link/?ticket=...``): every connection gets ``hello`` first; at m
 ``max_connections`` (10) are open at once, one more gets ``disconnect`` with reason
 ``too_many_websockets`` and is closed (what Slack does). Tickets stay valid for the life
 of the fake (the SDK's connect loop retries the same URL after a failed handshake).
-Envelopes go to the newest open connection; acks are accepted on any connection.
+Envelopes go to the newest open connection unless ``via`` picks another: real Slack
+spreads an app's events over all its open connections (one per replica of a daemon), so
+``send_block_action(..., via=0)`` sends on the oldest open one, ``via=1`` the next, in the
+order they were opened (``open_connections`` lists their serials). Acks are accepted on
+any connection; ``Ack.connection`` tells which.
 
 Notes on the clients (slack-sdk 3.47, slack-bolt 1.30), measured against this fake:
 
@@ -695,6 +699,13 @@ class FakeSlack:
             return sum(1 for c in self._conns if c.usable)
 
     @property
+    def open_connections(self) -> list[int]:
+        """Serials of the open (usable) connections, oldest first: what ``via`` indexes and
+        ``Ack.connection`` names."""
+        with self._cond:
+            return [c.serial for c in self._conns if c.usable]
+
+    @property
     def connections_opened(self) -> int:
         with self._cond:
             return self._opened
@@ -731,12 +742,15 @@ class FakeSlack:
         block_id: str | None = None,
         user_name: str | None = None,
         ephemeral: bool = False,
+        via: int | None = None,
     ) -> str:
         """A user clicks the button ``action_id``; returns the envelope id.
 
         Without ``message_ts`` the click is on the newest message in ``channel`` (default:
         the review channel). ``block_id``, ``value`` and the button text default to the
         button as it is in the message now (``value`` "" when the message has no such button).
+        ``via``: the index of the open connection to send it on, oldest first (default:
+        the newest); ``IndexError`` when there is no such connection.
         """
         with self._cond:
             channel_id = channel or self.channel_id
@@ -785,7 +799,7 @@ class FakeSlack:
             }
             if not ephemeral:
                 payload["message"] = self._message_json(msg, ts)
-        return self._send_envelope(envelope_id, payload, accepts_response_payload=False)
+        return self._send_envelope(envelope_id, payload, accepts_response_payload=False, via=via)
 
     def send_view_submission(
         self,
@@ -796,13 +810,15 @@ class FakeSlack:
         values: dict[str, dict[str, Any]],
         view_id: str | None = None,
         user_name: str | None = None,
+        via: int | None = None,
     ) -> str:
         """A user submits a modal; returns the envelope id.
 
         ``values`` is ``{block_id: {action_id: text}}`` (a dict instead of text is used as
         the state value as is). The view is the one opened as ``view_id``, or else the
         newest opened view with ``callback_id``, or else a new one; ``private_metadata``
-        defaults to that view's.
+        defaults to that view's. ``via`` as for ``send_block_action``: the submission need
+        not reach the connection whose app opened the modal.
         """
         with self._cond:
             opened = None
@@ -841,7 +857,9 @@ class FakeSlack:
                 "is_enterprise_install": False,
                 "enterprise": None,
             }
-        return self._send_envelope(str(uuid.uuid4()), payload, accepts_response_payload=True)
+        return self._send_envelope(
+            str(uuid.uuid4()), payload, accepts_response_payload=True, via=via
+        )
 
     def envelope(self, envelope_id: str) -> dict[str, Any]:
         """The envelope as sent (``{"envelope_id", "type", "payload", ...}``)."""
@@ -849,12 +867,13 @@ class FakeSlack:
             parsed: dict[str, Any] = json.loads(self._envelopes[envelope_id].text)
             return parsed
 
-    def replay(self, envelope_id: str) -> None:
-        """Send the same envelope again (as Slack does when it retries)."""
+    def replay(self, envelope_id: str, *, via: int | None = None) -> None:
+        """Send the same envelope again (as Slack does when it retries), on the newest open
+        connection or the one ``via`` picks (a retry may reach another replica)."""
         with self._cond:
             if envelope_id not in self._envelopes:
                 raise KeyError(envelope_id)
-        self._call(self._send_text(envelope_id))
+        self._call(self._send_text(envelope_id, via))
 
     def wait_ack(
         self, envelope_id: str, timeout: float = 5.0, *, nth: int = 1
@@ -963,7 +982,12 @@ class FakeSlack:
                 self._cond.wait(left)
 
     def _send_envelope(
-        self, envelope_id: str, payload: dict[str, Any], *, accepts_response_payload: bool
+        self,
+        envelope_id: str,
+        payload: dict[str, Any],
+        *,
+        accepts_response_payload: bool,
+        via: int | None,
     ) -> str:
         envelope = {
             "envelope_id": envelope_id,
@@ -975,7 +999,7 @@ class FakeSlack:
         }
         with self._cond:
             self._envelopes[envelope_id] = _Envelope(json.dumps(envelope), payload["type"])
-        self._call(self._send_text(envelope_id))
+        self._call(self._send_text(envelope_id, via))
         return envelope_id
 
     def _record_text(self, source: str, text: Any, blocks: Any) -> None:
@@ -1299,12 +1323,16 @@ class FakeSlack:
                 self._acks.append(Ack(message["envelope_id"], message, latency, conn.serial))
             self._cond.notify_all()
 
-    async def _send_text(self, envelope_id: str) -> None:
+    async def _send_text(self, envelope_id: str, via: int | None) -> None:
         with self._cond:
             targets = [c for c in self._conns if c.usable]
             if not targets:
                 raise RuntimeError("no open Socket Mode connection to send the envelope on")
-            conn = targets[-1]
+            if via is not None and not 0 <= via < len(targets):
+                raise IndexError(
+                    f"via={via}, but {len(targets)} Socket Mode connection(s) are open"
+                )
+            conn = targets[-1 if via is None else via]
             envelope = self._envelopes[envelope_id]
             envelope.sent_at.append(time.monotonic())
         await conn.ws.send_str(envelope.text)
