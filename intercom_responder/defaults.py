@@ -129,6 +129,9 @@ EMBEDDING_RETRIES = 1
 SLACK_TIMEOUT = 10.0
 #: While Slack cannot be reached, connecting is tried again this often.
 SLACK_RECONNECT_SECONDS = 30.0
+#: At a stop, review decisions under way (a click being carried out) get this long to finish
+#: before the Slack connection closes and the daemon goes on shutting down.
+SLACK_DECISION_WAIT_SECONDS = 10.0
 #: The aiohttp Socket Mode client notices a dropped network only at its next ping;
 #: Slack's default of 10 s would leave clicks unanswered that long.
 SLACK_PING_SECONDS = 2.0

@@ -112,6 +112,9 @@ def test_the_poll_lease_is_renewed_while_the_leader_lives_and_handed_on_when_it_
     following = other.poller.poll_once()
     assert not following.leading and len(intercom.calls("POST", "/conversations/search")) == 1
     assert other.poller.next_interval(following) == 1.0  # POLL_INTERVAL_MIN, as it costs nothing
+    assert leader.health is not None and other.health is not None  # /health says who leads
+    assert leader.health.status()[1]["replica"] == "leader"
+    assert other.health.status()[1]["replica"] == "follower"
 
     leader.close()  # a clean stop hands the lease on at once
     assert other.poller.poll_once().leading

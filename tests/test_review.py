@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -142,6 +143,26 @@ def test_edit_opens_a_prefilled_modal_in_time_and_sends_the_edited_text(
     assert [(e.answer, e.source) for e in entries] == [
         ("Settings > Billing > E-mail, then Save.", "edited")
     ]
+
+
+def test_a_stop_lets_an_approval_under_way_finish_before_it_closes(
+    reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack, tmp_path: Path
+) -> None:
+    from intercom_responder.adapters.store import StateStore
+
+    app = reviewing()
+    cid, ts = posted_review(app, intercom, slack)
+    intercom.apply_then_hang("POST", r"/reply$", 1.5)  # the approved reply is slow to confirm
+    envelope = slack.send_block_action(REVIEWER, "approve", message_ts=ts)
+    assert slack.wait_ack(envelope, timeout=3) is not None
+    eventually(lambda: intercom.calls("POST", f"/conversations/{cid}/reply"))
+
+    app.close()  # SIGTERM while the reply is on its way
+
+    assert len(replies(intercom, cid)) == 1
+    record = StateStore(tmp_path / "sessions.json", read_only=True).get(cid)
+    assert record is not None and record.state == State.AWAITING_USER_REPLY  # recorded, tidy
+    assert "Approved" in last_update(slack, ts)
 
 
 def test_reject_sends_nothing_and_hands_off_with_an_assignment(

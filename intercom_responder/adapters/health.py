@@ -31,11 +31,13 @@ class Health:
         self.last_ok_at: float | None = None
         self.last_poll_at: float | None = None
         self.last_error: str | None = None
+        self.leading: bool | None = None  # replicas on one database: holds the poll lease
 
-    def poll_finished(self, ok: bool, error: str | None) -> None:
+    def poll_finished(self, ok: bool, error: str | None, *, leading: bool | None = None) -> None:
         with self._lock:
             now = self._clock()
             self.last_poll_at = now
+            self.leading = leading
             if ok:
                 self.last_ok_at = now
                 self.last_error = None
@@ -50,6 +52,8 @@ class Health:
                 "uptime_seconds": round(now - self.started_at, 1),
                 "poll_interval_seconds": self._interval(),
             }
+            if self.leading is not None:  # which replica searches Intercom, for a person
+                body["replica"] = "leader" if self.leading else "follower"
             if self.last_ok_at is not None:
                 body["last_successful_poll_seconds_ago"] = round(now - self.last_ok_at, 1)
             if self.last_ok_at is None:

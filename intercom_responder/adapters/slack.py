@@ -39,7 +39,13 @@ from ..core.slack_blocks import (
     review_blocks,
 )
 from ..core.text import describe
-from ..defaults import SLACK_API_URL, SLACK_PING_SECONDS, SLACK_RECONNECT_SECONDS, SLACK_TIMEOUT
+from ..defaults import (
+    SLACK_API_URL,
+    SLACK_DECISION_WAIT_SECONDS,
+    SLACK_PING_SECONDS,
+    SLACK_RECONNECT_SECONDS,
+    SLACK_TIMEOUT,
+)
 from ..errors import Dependency, IntercomResponderError
 
 log = logging.getLogger(__name__)
@@ -154,6 +160,7 @@ class SlackSocket:
         self._handler: Any = None
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
+        self._deciding: set[asyncio.Task[Any]] = set()  # clicks being carried out
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -164,7 +171,7 @@ class SlackSocket:
         self._started.wait(wait)
         return self.connected.is_set()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = SLACK_DECISION_WAIT_SECONDS + 5.0) -> None:
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(stop.set)
@@ -211,6 +218,10 @@ class SlackSocket:
                 await asyncio.wait_for(self._stop.wait(), SLACK_RECONNECT_SECONDS)
             except TimeoutError:
                 continue
+        deciding = [task for task in self._deciding if not task.done()]
+        if deciding:  # a reviewer's click half carried out would leave the store mid-change
+            log.info("waiting for %d review decision(s) to finish", len(deciding))
+            await asyncio.wait(deciding, timeout=SLACK_DECISION_WAIT_SECONDS)
         if self._handler is not None:
             try:
                 await asyncio.wait_for(self._handler.close_async(), 3.0)
@@ -297,11 +308,17 @@ class SlackSocket:
         await self._decide(action, client, self.channel_id)
 
     async def _decide(self, action: ReviewAction, client: Any, channel: str | None) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._deciding.add(task)
         try:
             note = await asyncio.to_thread(self._hooks.decide_review, action)
         except Exception as exc:  # the decision is recorded as failed by the hooks
             log.exception("conversation %s: review %s failed", action.conversation_id, action.kind)
             note = f"That did not work: {slack_error(exc)}. The conversation was left unchanged."
+        finally:
+            if task is not None:
+                self._deciding.discard(task)
         if note:
             await _ephemeral(client, channel or self.channel_id, action.user_id, note)
 

@@ -313,7 +313,11 @@ class Poller:
 
     def _observe(self, result: CycleResult) -> None:
         if self._health is not None:
-            self._health.poll_finished(result.completed, result.error)
+            self._health.poll_finished(
+                result.completed,
+                result.error,
+                leading=result.leading if self._leader is not None else None,
+            )
         if self._metrics is None:
             return
         self._metrics.polls.inc()
