@@ -16,6 +16,8 @@ from intercom_responder.adapters.store import StateStore, Store
 from intercom_responder.bootstrap import App
 from intercom_responder.core.records import ConversationRecord, PendingReview, RouteTaken, State
 from intercom_responder.core.ticket_records import TicketRecord
+from intercom_responder.flow.outcome import Outcome
+from intercom_responder.flow.poller import CycleResult
 from tests.conftest import ADMIN_ID, daemon_env, run_main, waiting_customer
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.openai_server import FakeOpenAI
@@ -294,28 +296,38 @@ def test_a_dropped_database_connection_postpones_the_message_without_counting_an
 # --------------------------------------------------------------------------- replicas
 
 
+def handled_meanwhile(
+    first: App, second: App, cid: str, model: FakeOpenAI
+) -> tuple[CycleResult, Outcome]:
+    """`first` polls in a thread; while it waits for the model, `second` takes `cid` up
+    too: (first's poll, second's outcome)."""
+    import threading
+    import time
+
+    results: list[CycleResult] = []
+    polling = threading.Thread(target=lambda: results.append(first.poller.poll_once()))
+    polling.start()
+    deadline = time.monotonic() + 10
+    while not model.chat_requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    meanwhile = second.pipeline.handle(cid)
+    polling.join(30)
+    return results[0], meanwhile
+
+
 def test_two_replicas_on_one_database_answer_a_message_once(
     intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp, pg_url: str
 ) -> None:
-    import threading
-    import time
 
     cid = waiting_customer(intercom)
     model.delay = 1.5  # the first replica is still drafting when the second looks
     replica = {"STATE_BACKEND": "postgres", "DATABASE_URL": pg_url, "MEMORY_TOP_K": "0"}
     first, second = make_app(**replica), make_app(**replica)
-    results = []
-    drafting = threading.Thread(target=lambda: results.append(first.poller.poll_once()))
-    drafting.start()
-    deadline = time.monotonic() + 10
-    while not model.chat_requests and time.monotonic() < deadline:
-        time.sleep(0.01)
-    meanwhile = second.pipeline.handle(cid)  # the second replica takes it up too
-    drafting.join(30)
+    polled, meanwhile = handled_meanwhile(first, second, cid, model)
 
     assert meanwhile.status.value == "skipped"
     assert meanwhile.reason == "another replica is handling it"
-    [outcome] = results[0].outcomes
+    [outcome] = polled.outcomes
     assert outcome.status.value == "replied"
     second.poller.poll_once()  # and later finds it answered
     assert len(intercom.parts(cid, author_id=ADMIN_ID, part_type="comment")) == 1
@@ -485,27 +497,18 @@ def test_a_replica_killed_after_intercom_applied_the_reply_is_finished_by_anothe
 def test_a_500_after_intercom_applied_the_reply_with_two_replicas_is_one_reply(
     intercom: FakeIntercom, model: FakeOpenAI, make_app: MakeApp, pg_url: str
 ) -> None:
-    import threading
-    import time
 
     cid = waiting_customer(intercom)
     intercom.apply_then_fail("POST", r"/reply$", 500)  # applied, but the answer is an error
     model.delay = 1.0
     replica = {"STATE_BACKEND": "postgres", "DATABASE_URL": pg_url, "MEMORY_TOP_K": "0"}
     first, second = make_app(**replica), make_app(**replica)
-    results = []
-    working = threading.Thread(target=lambda: results.append(first.poller.poll_once()))
-    working.start()
-    deadline = time.monotonic() + 10
-    while not model.chat_requests and time.monotonic() < deadline:
-        time.sleep(0.01)
-    meanwhile = second.pipeline.handle(cid)
-    working.join(30)
+    polled, meanwhile = handled_meanwhile(first, second, cid, model)
     second.poller.poll_once()
     first.poller.poll_once()
 
     assert meanwhile.reason == "another replica is handling it"
-    [outcome] = results[0].outcomes
+    [outcome] = polled.outcomes
     assert outcome.status.value == "replied"  # it looked before trying again, and found it
     assert len(intercom.parts(cid, author_id=ADMIN_ID, part_type="comment")) == 1
     assert len(intercom.calls("POST", f"/conversations/{cid}/reply")) == 1

@@ -18,7 +18,16 @@ from tests.conftest import ADMIN_ID, TEAMMATE_ID, eventually, notes, replies, wa
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack import FakeSlack
-from tests.slack_review import APP_TOKEN, BOT, CHANNEL, DRAFT, OUTSIDER, REVIEWER
+from tests.slack_review import (
+    APP_TOKEN,
+    BOT,
+    CHANNEL,
+    DRAFT,
+    OUTSIDER,
+    REVIEWER,
+    last_update,
+    posted_review,
+)
 
 MakeApp = Callable[..., App]
 slack = slack_review.slack
@@ -50,30 +59,11 @@ def reviewing(
         app.close()
 
 
-def posted_review(
-    app: App, intercom: FakeIntercom, slack: FakeSlack, text: str = ""
-) -> tuple[str, str]:
-    cid = waiting_customer(
-        intercom, text or "<p>Can I change my billing e-mail? &lt;!channel&gt;</p>"
-    )
-    [outcome] = app.poller.poll_once().outcomes
-    assert outcome.status == "in review"
-    record = app.store.get(cid)
-    assert record is not None and record.state == State.IN_REVIEW and record.review is not None
-    return cid, str(record.review.ts)
-
-
-def last_update(slack: FakeSlack, ts: str) -> str:
-    message = slack.message(ts)
-    assert message is not None
-    return json.dumps(message.blocks)
-
-
 def test_a_draft_below_the_threshold_becomes_one_escaped_slack_message(
     reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
 ) -> None:
     app = reviewing()
-    cid, ts = posted_review(app, intercom, slack)
+    cid, ts = posted_review(app, intercom)
 
     [message] = slack.messages
     rendered = json.dumps(message.blocks)
@@ -91,7 +81,7 @@ def test_approve_sends_the_draft_updates_slack_and_teaches_the_memory(
     reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
 ) -> None:
     app = reviewing()
-    cid, ts = posted_review(app, intercom, slack)
+    cid, ts = posted_review(app, intercom)
 
     envelope = slack.send_block_action(REVIEWER, "approve", message_ts=ts)
 
@@ -112,7 +102,7 @@ def test_edit_opens_a_prefilled_modal_in_time_and_sends_the_edited_text(
     reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
 ) -> None:
     app = reviewing()
-    cid, ts = posted_review(app, intercom, slack)
+    cid, ts = posted_review(app, intercom)
 
     click = slack.send_block_action(REVIEWER, "edit", message_ts=ts)
     [view] = eventually(lambda: slack.views_opened)
@@ -151,7 +141,7 @@ def test_a_stop_lets_an_approval_under_way_finish_before_it_closes(
     from intercom_responder.adapters.store import StateStore
 
     app = reviewing()
-    cid, ts = posted_review(app, intercom, slack)
+    cid, ts = posted_review(app, intercom)
     intercom.apply_then_hang("POST", r"/reply$", 1.5)  # the approved reply is slow to confirm
     envelope = slack.send_block_action(REVIEWER, "approve", message_ts=ts)
     assert slack.wait_ack(envelope, timeout=3) is not None
@@ -169,7 +159,7 @@ def test_reject_sends_nothing_and_hands_off_with_an_assignment(
     reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
 ) -> None:
     app = reviewing(HANDOFF_TEAM_ID="4242")
-    cid, ts = posted_review(app, intercom, slack)
+    cid, ts = posted_review(app, intercom)
 
     slack.send_block_action(REVIEWER, "reject", message_ts=ts)
 
@@ -188,7 +178,7 @@ def test_a_customer_who_wrote_again_makes_the_review_stale_and_gets_a_new_draft(
     reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
 ) -> None:
     app = reviewing()
-    cid, ts = posted_review(app, intercom, slack)
+    cid, ts = posted_review(app, intercom)
     intercom.customer_writes(
         cid, "<p>Also: can I add a second e-mail?</p>", created_at=int(time.time()) - 5
     )
@@ -212,7 +202,7 @@ def test_a_teammate_who_answered_makes_the_review_stale(
     reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
 ) -> None:
     app = reviewing()
-    cid, ts = posted_review(app, intercom, slack)
+    cid, ts = posted_review(app, intercom)
     intercom.admin_writes(cid, TEAMMATE_ID, "<p>Done for you!</p>")
 
     slack.send_block_action(REVIEWER, "approve", message_ts=ts)
@@ -225,7 +215,7 @@ def test_an_undecided_review_expires_and_is_handed_off(
     reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
 ) -> None:
     app = reviewing()
-    cid, ts = posted_review(app, intercom, slack)
+    cid, ts = posted_review(app, intercom)
     record = app.store.get(cid)
     assert record is not None and record.review is not None
     app.store.put(
@@ -248,7 +238,7 @@ def test_outsiders_are_acknowledged_and_told_privately_on_click_and_on_submit(
     reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
 ) -> None:
     app = reviewing(SLACK_APPROVER_IDS=f"{REVIEWER}, U0OTHER")
-    cid, ts = posted_review(app, intercom, slack)
+    cid, ts = posted_review(app, intercom)
 
     for action in ("approve", "reject", "edit"):
         envelope = slack.send_block_action(OUTSIDER, action, message_ts=ts)
@@ -273,7 +263,7 @@ def test_a_double_click_or_two_reviewers_at_once_send_once(
     reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
 ) -> None:
     app = reviewing()
-    cid, ts = posted_review(app, intercom, slack)
+    cid, ts = posted_review(app, intercom)
 
     first = slack.send_block_action(REVIEWER, "approve", message_ts=ts)
     slack.send_block_action("U0SECOND", "approve", message_ts=ts)
@@ -290,7 +280,7 @@ def test_a_click_right_after_a_reconnect_is_acknowledged_in_time(
     reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
 ) -> None:
     app = reviewing()
-    cid, ts = posted_review(app, intercom, slack)
+    cid, ts = posted_review(app, intercom)
 
     slack.disconnect("refresh_requested")
     assert slack.wait_connected(5, min_opened=2)
@@ -306,7 +296,7 @@ def test_the_socket_comes_back_after_a_network_loss(
     reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
 ) -> None:
     app = reviewing()
-    cid, ts = posted_review(app, intercom, slack)
+    cid, ts = posted_review(app, intercom)
 
     slack.drop_connections()
     assert slack.wait_connected(8, min_opened=2)
@@ -320,7 +310,7 @@ def test_a_click_after_a_daemon_restart_still_works(
     reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
 ) -> None:
     first = reviewing()
-    cid, ts = posted_review(first, intercom, slack)
+    cid, ts = posted_review(first, intercom)
     started = time.monotonic()
     first.close()
     assert time.monotonic() - started < 3  # the socket closes quickly on shutdown
@@ -376,7 +366,7 @@ def test_a_crash_between_sending_an_approved_reply_and_recording_it_sends_once(
     reviewing: Callable[..., App], intercom: FakeIntercom, slack: FakeSlack
 ) -> None:
     app = reviewing()
-    cid, ts = posted_review(app, intercom, slack)
+    cid, ts = posted_review(app, intercom)
     record = app.store.get(cid)
     assert record is not None
     # the approved reply reached Intercom, then the process died before recording it
@@ -407,8 +397,8 @@ def test_a_rejected_and_an_expired_review_are_routed_to_the_team_the_model_picks
 
     model.reply = answer
     app = reviewing(ROUTING="true", HANDOFF_TEAM_ID="4242")
-    rejected, ts = posted_review(app, intercom, slack)
-    expired, _ = posted_review(app, intercom, slack, "<p>Where is my invoice?</p>")
+    rejected, ts = posted_review(app, intercom)
+    expired, _ = posted_review(app, intercom, "<p>Where is my invoice?</p>")
     record = app.store.get(expired)
     assert record is not None and record.review is not None
     app.store.put(
@@ -443,7 +433,7 @@ def test_a_review_posted_at_night_expires_after_open_hours_only(
         TIMEZONE="Europe/Berlin",
         REVIEW_TIMEOUT_MINUTES="120",
     )
-    cid, ts = posted_review(app, intercom, slack)
+    cid, ts = posted_review(app, intercom)
     record = app.store.get(cid)
     assert record is not None and record.review is not None
     assert record.review.expires_at == berlin("2026-11-25 11:00")  # two open hours later

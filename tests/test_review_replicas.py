@@ -11,7 +11,6 @@ the shared store.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,12 +22,12 @@ import pytest
 from intercom_responder.bootstrap import App
 from intercom_responder.core.records import ConversationRecord, State
 from tests import slack_review
-from tests.conftest import eventually, notes, replies, waiting_customer
+from tests.conftest import eventually, notes, replies
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.mem0_platform import FakeMem0Platform
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack import FakeSlack
-from tests.slack_review import APP_TOKEN, BOT, CHANNEL, DRAFT, REVIEWER
+from tests.slack_review import APP_TOKEN, BOT, CHANNEL, DRAFT, REVIEWER, last_update, posted_review
 
 pytestmark = pytest.mark.openai_only  # nothing here depends on the responder
 
@@ -85,22 +84,6 @@ def replicas(
     yield start
     for app in started:
         app.close()
-
-
-def posted_review(app: App, intercom: FakeIntercom) -> tuple[str, str]:
-    """A customer waits; `app`'s poll drafts an unsure reply and posts it for review."""
-    cid = waiting_customer(intercom, "<p>Can I change my billing e-mail? &lt;!channel&gt;</p>")
-    [outcome] = app.poller.poll_once().outcomes
-    assert outcome.status == "in review"
-    record = app.store.get(cid)
-    assert record is not None and record.state == State.IN_REVIEW and record.review is not None
-    return cid, str(record.review.ts)
-
-
-def last_update(slack: FakeSlack, ts: str) -> str:
-    message = slack.message(ts)
-    assert message is not None
-    return json.dumps(message.blocks)
 
 
 def decided(app: App, outcome: str) -> float:

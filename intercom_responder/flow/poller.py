@@ -226,7 +226,6 @@ class Poller:
             candidates.update(dict.fromkeys(theirs))
         for record in self._store.due(now):
             candidates.setdefault(record.conversation_id, None)
-            listed.pop(record.conversation_id, None)  # due anyway: handled, listed or not
 
         self._store_down = False
         outcomes, crashed = self._handle_all(list(candidates), listed)
