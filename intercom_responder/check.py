@@ -15,8 +15,10 @@ list the teammates when the id is wrong), `GET /models` (or one 1-token completi
 the model server, one memory search, and Slack's `auth.test`,
 `conversations.info` and `apps.connections.open` (which hands out a Socket Mode URL but
 opens no socket); with ROUTING or ROUTE_TICKETS also `GET /teams` and one page of
-`POST /tickets/search`. Nothing is posted anywhere. A failing check does not stop the others;
-an unexpected error in one becomes its FAIL line. Tokens never appear in the output.
+`POST /tickets/search`; with STATE_BACKEND=postgres a few reads in the database (the schema
+version, the replicas holding claims). Nothing is posted or written anywhere. A failing
+check does not stop the others; an unexpected error in one becomes its FAIL line. Tokens
+never appear in the output.
 
 The clients are the daemon's own, with their own timeouts (`INTERCOM_TIMEOUT`,
 `OPENAI_TIMEOUT` without retries, `MEMORY_TIMEOUT`, 10 s for Slack). Heavy libraries are
@@ -61,6 +63,7 @@ def run_checks(settings: Settings, *, out: TextIO) -> int:
         ("GPT Trainer", _gpt_trainer),
         ("model", _model),
         ("answer memory", _memory),
+        ("state database", _state_database),
         ("Slack", _slack),
         ("routing", _routing),
     ]
@@ -314,6 +317,41 @@ def _memory(settings: Settings) -> Iterator[Result]:
         yield Result(FAIL, f"answer memory: {exc} - {fix}")  # names the backend and place
         return
     yield Result(OK, f"answer memory ({where})")
+
+
+# --------------------------------------------------------------------------- state database
+
+
+def _state_database(settings: Settings) -> Iterator[Result]:
+    """With STATE_BACKEND=postgres the state is a service like the others (the state file
+    is not: it is checked by opening it at the start)."""
+    if settings.state_backend != "postgres" or not settings.database_url:
+        return  # (postgres without DATABASE_URL is a configuration error already)
+    from .adapters.pg_store import SCHEMA_VERSION, StateDatabaseError, inspect_database, shown_url
+
+    where = f"state database {shown_url(settings.database_url)}"
+    try:
+        status = inspect_database(settings.database_url)
+    except StateDatabaseError as exc:
+        yield Result(FAIL, f"state database: {exc}")
+        return
+    if status.schema is None:
+        yield Result(OK, f"{where}: empty, the first start creates the tables")
+    elif status.schema > SCHEMA_VERSION:
+        yield Result(
+            FAIL,
+            f"{where}: set up by a newer intercom-responder (schema {status.schema}, this "
+            f"one knows {SCHEMA_VERSION}) - upgrade this daemon",
+        )
+    else:
+        running = (
+            f"{status.replicas} replica(s) running"
+            + (f", the poll led by {status.leader}" if status.leader else "")
+            if status.replicas
+            else "no replica running"
+        )
+        migrate = " (the next start migrates it)" if status.schema < SCHEMA_VERSION else ""
+        yield Result(OK, f"{where}: schema {status.schema}{migrate}, {running}")
 
 
 # --------------------------------------------------------------------------- Slack

@@ -4,12 +4,12 @@ every FAIL, exit 0 only when nothing failed, and nothing written or posted anywh
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from intercom_responder.bootstrap import open_answer_memory
+from intercom_responder.bootstrap import App, open_answer_memory
 from intercom_responder.check import run_checks
 from intercom_responder.config import load_settings
 from tests.conftest import OPENAI_KEY, TOKEN, daemon_env, run_main
@@ -18,6 +18,7 @@ from tests.fakes.mem0_platform import FakeMem0Platform
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack import FakeSlack
 
+MakeApp = Callable[..., App]
 MEM0_KEY = "m0-check-secret-0123456789"
 BOT_TOKEN = "xoxb-check-bot-secret-0123456789"
 APP_TOKEN = "xapp-check-app-secret-0123456789"
@@ -338,3 +339,42 @@ def test_routing_lists_the_teams_names_unknown_routing_file_teams_and_searches_t
     assert [r.path for r in writes] == ["/tickets/search"]  # a search, nothing written
     _, without = check(daemon_env(intercom, model, tmp_path, OPENAI_MODEL="gpt-4o"))
     assert not any("routing:" in line for line in without)
+
+
+@pytest.mark.openai_only
+def test_the_state_database_is_checked_reading_only_with_the_replicas_running(
+    intercom: FakeIntercom, model: FakeOpenAI, tmp_path: Path, make_app: MakeApp, pg_url: str
+) -> None:
+    import psycopg
+
+    from intercom_responder.adapters.pg_store import SCHEMA_VERSION
+
+    replicated = {"STATE_BACKEND": "postgres", "DATABASE_URL": pg_url, "MEMORY_TOP_K": "0"}
+    env = daemon_env(intercom, model, tmp_path, OPENAI_MODEL="gpt-4o", **replicated)
+
+    def state_line(env: dict[str, str]) -> tuple[int, str]:
+        code, lines = check(env)
+        [line] = [line for line in lines if "state database" in line]
+        return code, line
+
+    code, line = state_line(env)
+    assert code == 0 and line.startswith("OK") and "empty, the first start creates" in line
+    with psycopg.connect(pg_url) as connection:  # a check creates nothing
+        tables = connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone()
+        assert tables == (0,)
+
+    replica = make_app(**replicated)
+    replica.poller.poll_once()  # it leads the poll
+    assert replica.claims is not None
+    code, line = state_line(env)
+    assert code == 0 and line.startswith("OK")
+    assert f"schema {SCHEMA_VERSION}, 1 replica(s) running" in line
+    assert f"the poll led by {replica.claims.owner}" in line
+    assert "pw-secret" not in line
+
+    wrong = pg_url.replace("pw-secret-0123", "not-the-password-9876")
+    code, line = state_line({**env, "DATABASE_URL": wrong})
+    assert code == 1 and line.startswith("FAIL") and "DATABASE_URL postgresql://" in line
+    assert "cannot connect" in line and "not-the-password" not in line

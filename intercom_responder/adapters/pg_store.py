@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core.records import (
@@ -110,15 +110,7 @@ class PostgresStateStore:
     # --- lifecycle -------------------------------------------------------------------
 
     def _connect(self) -> None:
-        import psycopg
-
-        try:
-            self._connection = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError as exc:
-            raise StateDatabaseError(
-                f"DATABASE_URL {self.path}: cannot connect ({_first_line(exc)}); check that "
-                "PostgreSQL runs there and the user and password are right"
-            ) from None
+        self._connection = _connected(self._url)
 
     def _migrate(self) -> None:
         with self._transaction() as cursor:
@@ -562,6 +554,52 @@ class PostgresFound:
             "DELETE FROM found WHERE conversation_id = %s AND found_at <= %s RETURNING 1",
             (conversation_id, found_at),
         )
+
+
+@dataclass(frozen=True)
+class DatabaseStatus:
+    """What `check` says of the state database."""
+
+    schema: int | None  # None: no tables yet (the first start creates them)
+    replicas: int  # daemons holding a claim or a lease that has not run out
+    leader: str | None  # the owner of the poll lease, "host:pid:id"
+
+
+def inspect_database(url: str) -> DatabaseStatus:
+    """Reads only: unlike opening a store, nothing is created or migrated."""
+    import psycopg
+
+    with _connected(url) as connection:
+        try:
+            row = connection.execute("SELECT max(version) FROM responder_schema").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return DatabaseStatus(schema=None, replicas=0, leader=None)
+        schema = int(row[0]) if row and row[0] is not None else None
+        if schema is None or schema < 2:  # no claims table yet
+            return DatabaseStatus(schema=schema, replicas=0, leader=None)
+        live = "expires_at > extract(epoch from clock_timestamp())"
+        owners = connection.execute(f"SELECT count(DISTINCT owner) FROM claims WHERE {live}")
+        count = owners.fetchone()
+        leading = connection.execute(
+            f"SELECT owner FROM claims WHERE conversation_id = '~poll' AND {live}"
+        ).fetchone()
+    return DatabaseStatus(
+        schema=schema,
+        replicas=int(count[0]) if count else 0,
+        leader=str(leading[0]) if leading else None,
+    )
+
+
+def _connected(url: str) -> Any:
+    import psycopg
+
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise StateDatabaseError(
+            f"DATABASE_URL {shown_url(url)}: cannot connect ({_first_line(exc)}); check that "
+            "PostgreSQL runs there and the user and password are right"
+        ) from None
 
 
 def _record(conversation_id: str, data: Any) -> ConversationRecord:
