@@ -32,7 +32,7 @@ def slack() -> Iterator[FakeSlack]:
         assert fake.broadcast_mentions == [], "customer or model text pinged a channel"
 
 
-def posted_review(app: App, intercom: FakeIntercom, text: str = "") -> tuple[str, str]:
+def posted_review(app: App, intercom: FakeIntercom, *, text: str = "") -> tuple[str, str]:
     """A customer waits; `app`'s poll drafts an unsure reply and posts it for review:
     (conversation id, the review message's ts)."""
     cid = waiting_customer(

@@ -398,7 +398,7 @@ def test_a_rejected_and_an_expired_review_are_routed_to_the_team_the_model_picks
     model.reply = answer
     app = reviewing(ROUTING="true", HANDOFF_TEAM_ID="4242")
     rejected, ts = posted_review(app, intercom)
-    expired, _ = posted_review(app, intercom, "<p>Where is my invoice?</p>")
+    expired, _ = posted_review(app, intercom, text="<p>Where is my invoice?</p>")
     record = app.store.get(expired)
     assert record is not None and record.review is not None
     app.store.put(
