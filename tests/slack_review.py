@@ -24,6 +24,17 @@ REVIEWER, OUTSIDER = "U0REVIEWER", "U0OUTSIDER"
 DRAFT = "You can change it under Billing > E-mail. <!channel>"
 
 
+def slack_settings(slack: FakeSlack, **overrides: str) -> dict[str, str]:
+    """The settings of Slack review pointed at the fake (a wrong token as an override)."""
+    return {
+        "SLACK_BOT_TOKEN": BOT,
+        "SLACK_APP_TOKEN": APP_TOKEN,
+        "SLACK_CHANNEL_ID": CHANNEL,
+        "SLACK_API_URL": slack.api_url,
+        **overrides,
+    }
+
+
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
     with FakeSlack(bot_token=BOT, app_token=APP_TOKEN, channel_id=CHANNEL) as fake:

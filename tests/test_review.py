@@ -19,14 +19,13 @@ from tests.fakes.intercom import FakeIntercom
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack import FakeSlack
 from tests.slack_review import (
-    APP_TOKEN,
-    BOT,
     CHANNEL,
     DRAFT,
     OUTSIDER,
     REVIEWER,
     last_update,
     posted_review,
+    slack_settings,
 )
 
 MakeApp = Callable[..., App]
@@ -42,13 +41,7 @@ def reviewing(
     started: list[App] = []
 
     def start(**overrides: str) -> App:
-        app = make_app(
-            SLACK_BOT_TOKEN=BOT,
-            SLACK_APP_TOKEN=APP_TOKEN,
-            SLACK_CHANNEL_ID=CHANNEL,
-            SLACK_API_URL=slack.api_url,
-            **overrides,
-        )
+        app = make_app(**slack_settings(slack, **overrides))
         app.start()
         started.append(app)
         assert slack.wait_connected(10)
@@ -334,12 +327,7 @@ def test_slack_down_at_start_falls_back_to_internal_notes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     model.set_json_reply(DRAFT, 0.55, "unsure")
-    app = make_app(
-        SLACK_BOT_TOKEN="xoxb-wrong-token-0123",
-        SLACK_APP_TOKEN=APP_TOKEN,
-        SLACK_CHANNEL_ID=CHANNEL,
-        SLACK_API_URL=slack.api_url,
-    )
+    app = make_app(**slack_settings(slack, SLACK_BOT_TOKEN="xoxb-wrong-token-0123"))
     app.start()
     cid = waiting_customer(intercom)
 

@@ -27,7 +27,13 @@ from tests.fakes.intercom import FakeIntercom
 from tests.fakes.mem0_platform import FakeMem0Platform
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack import FakeSlack
-from tests.slack_review import APP_TOKEN, BOT, CHANNEL, DRAFT, REVIEWER, last_update, posted_review
+from tests.slack_review import (
+    DRAFT,
+    REVIEWER,
+    last_update,
+    posted_review,
+    slack_settings,
+)
 
 pytestmark = pytest.mark.openai_only  # nothing here depends on the responder
 
@@ -68,11 +74,7 @@ def replicas(
                 DATABASE_URL=pg_url,
                 MEM0_API_KEY=MEM0_KEY,
                 MEM0_HOST=platform.base_url,
-                SLACK_BOT_TOKEN=BOT,
-                SLACK_APP_TOKEN=APP_TOKEN,
-                SLACK_CHANNEL_ID=CHANNEL,
-                SLACK_API_URL=slack.api_url,
-                **overrides,
+                **slack_settings(slack, **overrides),
             )
             app.start()
             started.append(app)

@@ -109,7 +109,6 @@ class Poller:
         self.interval = interval
         self._interval_base = interval
         self._store_failures = 0  # polls in a row the state store failed
-        self._store_down = False  # this cycle: a conversation could not be recorded
         self._interval_min = interval if interval_min is None else interval_min
         self._interval_max = interval if interval_max is None else interval_max
         self._intercom = intercom
@@ -227,7 +226,6 @@ class Poller:
         for record in self._store.due(now):
             candidates.setdefault(record.conversation_id, None)
 
-        self._store_down = False
         outcomes, crashed = self._handle_all(list(candidates), listed)
         ok = search_error is None and not crashed
         # Stopping mid-cycle may leave found conversations unstarted and unrecorded: the
@@ -261,7 +259,7 @@ class Poller:
             completed=ok,
             swept=sweep,
             leading=leading,
-            store_failed=self._store_down,
+            store_failed=any(isinstance(exc, StateFileError) for exc in crashed.values()),
         )
 
     def _scan(
@@ -379,9 +377,11 @@ class Poller:
 
     def _handle_all(
         self, conversation_ids: list[str], listed: dict[str, float]
-    ) -> tuple[list[Outcome], list[str]]:
+    ) -> tuple[list[Outcome], dict[str, Exception]]:
+        """The outcomes, and the conversations that could not be handled or recorded, with
+        why (the pipeline records its own failures: this is the store failing)."""
         outcomes: list[Outcome] = []
-        crashed: list[str] = []
+        crashed: dict[str, Exception] = {}
         if not conversation_ids:
             return outcomes, crashed
         with ThreadPoolExecutor(
@@ -400,14 +400,12 @@ class Poller:
                 try:
                     outcome = future.result()
                 except Exception as exc:  # the pipeline records failures; this is the store failing
-                    if isinstance(exc, StateFileError):
-                        self._store_down = True
                     log.exception(
                         "conversation %s: could not be handled or recorded: %s",
                         conversation_id,
                         exc,
                     )
-                    crashed.append(conversation_id)
+                    crashed[conversation_id] = exc
                     continue
                 if outcome is not None:
                     outcomes.append(outcome)
